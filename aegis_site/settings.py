@@ -1,0 +1,215 @@
+"""AEGIS settings: everything a site changes comes from the environment.
+
+Defaults give a working first try on one machine (SQLite, in-process worker, in-memory
+channel layer, embedded LLM when a GGUF file is named). A site sets DATABASE_URL,
+CELERY_BROKER_URL, REDIS_URL and AEGIS_LLM_URL; `.env.example` lists every variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_path(name: str, default: Path) -> Path:
+    raw = os.environ.get(name)
+    return Path(raw).expanduser() if raw else default
+
+
+DEBUG = env_bool("AEGIS_DEBUG", False)
+# A first try needs no secret; a site must set one (checked by `manage.py check --deploy`).
+SECRET_KEY = env_str("AEGIS_SECRET_KEY", "aegis-insecure-first-try-key-set-AEGIS_SECRET_KEY-at-a-site")
+ALLOWED_HOSTS = env_list("AEGIS_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("AEGIS_CSRF_TRUSTED_ORIGINS", [])
+
+# Where AEGIS keeps its own files: runs, keys, bundles. Nothing is written outside it.
+AEGIS_HOME = env_path("AEGIS_HOME", BASE_DIR / "var")
+AEGIS_RUNS_DIR = env_path("AEGIS_RUNS_DIR", BASE_DIR / "runs")
+AEGIS_LABS_DIR = env_path("AEGIS_LABS_DIR", BASE_DIR / "labs")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "guardian",
+    "preflight",
+    "evidence",
+    "promote",
+    "compliance",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "aegis_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "aegis_site.wsgi.application"
+ASGI_APPLICATION = "aegis_site.asgi.application"
+
+# Database: SQLite for a first try, PostgreSQL at a site and in the tests (DATABASE_URL).
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{AEGIS_HOME / 'aegis.sqlite3'}"),
+        conn_max_age=env_int("AEGIS_DB_CONN_MAX_AGE", 0),
+    )
+}
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+ANONYMOUS_USER_NAME = None  # guardian: anonymous users get no object permissions
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/preflight"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("AEGIS_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env_path("AEGIS_STATIC_ROOT", AEGIS_HOME / "static")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Uploads: a change file or lab is small; anything larger is refused before it is read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("AEGIS_MAX_UPLOAD_BYTES", 2 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AEGIS API",
+    "DESCRIPTION": "Preflight network changes against a real twin; sealed evidence.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Channels: in-memory for a first try, Redis at a site (REDIS_URL).
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Celery: with no broker the tasks run in-process (a first try needs one command).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env_int("AEGIS_RUN_TIME_LIMIT_S", 900)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
+
+# Twin
+AEGIS_TWIN_BACKEND = env_str("AEGIS_TWIN_BACKEND", "netns")
+AEGIS_TWIN_CONVERGE_TIMEOUT_S = env_int("AEGIS_TWIN_CONVERGE_TIMEOUT_S", 120)
+
+# Evidence
+AEGIS_SITE_KEY_FILE = env_path("AEGIS_SITE_KEY_FILE", AEGIS_HOME / "keys" / "site_ed25519.pem")
+AEGIS_LEDGER_ORIGIN = env_str("AEGIS_LEDGER_ORIGIN", "aegis.local/ledger")
+AEGIS_PDF_PAGE_SIZE = env_str("AEGIS_PDF_PAGE_SIZE", "A4")  # A4 or Letter
+AEGIS_FRAMEWORKS = env_list("AEGIS_FRAMEWORKS", ["nist-800-53r5", "pci-dss-4.0.1"])
+
+# LLM: any OpenAI-compatible server inside the perimeter, or an embedded GGUF.
+AEGIS_LLM_URL = env_str("AEGIS_LLM_URL", "")
+AEGIS_LLM_MODEL = env_str("AEGIS_LLM_MODEL", "qwen3")
+AEGIS_LLM_API_KEY = env_str("AEGIS_LLM_API_KEY", "")
+AEGIS_LLM_API_KEY_FILE = env_str("AEGIS_LLM_API_KEY_FILE", "")
+AEGIS_LLM_GGUF = env_str("AEGIS_LLM_GGUF", "")
+
+# Egress: the only networks AEGIS may open a connection to.
+AEGIS_EGRESS_ALLOW = env_list(
+    "AEGIS_EGRESS_ALLOW",
+    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+
+# Promotion
+AEGIS_ALLOW_LIVE_PROMOTION = env_bool("AEGIS_ALLOW_LIVE_PROMOTION", False)
+AEGIS_APPROVAL_TTL_S = env_int("AEGIS_APPROVAL_TTL_S", 24 * 3600)
+AEGIS_HIGH_RISK_APPROVERS = env_int("AEGIS_HIGH_RISK_APPROVERS", 2)
+AEGIS_KEY_ENCRYPTION_KEY = env_str("AEGIS_KEY_ENCRYPTION_KEY", "")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("AEGIS_LOG_LEVEL", "WARNING")},
+    "loggers": {"aegis": {"level": env_str("AEGIS_LOG_LEVEL", "INFO"), "propagate": True}},
+}

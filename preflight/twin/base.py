@@ -1,0 +1,161 @@
+"""The twin's contract: plain data in, plain data out, no Django.
+
+Snapshot shape (docs/result-format.md has the whole result document)::
+
+    {"nodes": {"r1": {
+        "routes": {"10.0.0.2/32": {"protocol": "bgp", "distance": 20, "metric": 0,
+                                   "nexthops": ["10.1.0.1@eth1"]}},      # selected only, v4+v6
+        "bgp": {"10.1.0.1": {"state": "Established", "remote_as": 65002, "local_as": 65001,
+                             "pfx_rcd": 3, "pfx_snt": 3}},
+        "bgp_best": {"10.0.0.2/32": {"as_path": "65002", "nexthop": "10.1.0.1",
+                                     "origin": "IGP", "peer": "10.1.0.1"}},
+        "ospf": {"10.0.0.2@eth1": {"state": "Full"}},     # DR role dropped on purpose
+        "ospf6": {"10.0.0.2@eth1": {"state": "Full"}},
+        "interfaces": {"eth1": {"admin": "up", "oper": "up", "addresses": ["10.1.0.0/31"]}},
+        "bfd": {"10.1.0.1|eth1": {"status": "up"}}}},
+     "reachability": {"pairs": {"r1->r2:10.0.0.2": true}, "sampled": false, "seed": null}}
+
+A `Backend` spawns a `Twin` from a parsed `Topology`. The pipeline only speaks this
+protocol, so the real namespace twin (`netns`), the seeded `simulator` and a remote
+agent (`http`) are interchangeable. Snapshots are plain JSON-able dicts, normalised so
+that two snapshots of an unchanged network compare equal with `==`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+# Every namespace, run directory and process AEGIS creates carries this prefix, so the
+# reaper can find leftovers of a crashed run and never touch anything else.
+NAMESPACE_PREFIX = "aegis-"
+
+# Progress callback: (step, status, message, data). Steps are short names such as
+# "spawn", "converge", "snapshot"; status is "started" | "ok" | "failed" | "info".
+Progress = Callable[[str, str, str, dict[str, Any]], None]
+
+
+def no_progress(step: str, status: str, message: str, data: dict[str, Any]) -> None:
+    """A progress sink that drops everything."""
+
+
+class TopologyError(ValueError):
+    """A lab that cannot be loaded. The message names the file, line and field to fix."""
+
+
+class TwinError(RuntimeError):
+    """The twin could not do what was asked (spawn failed, a daemon died, ...)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    node: str
+    iface: str
+    mac: str | None = None
+    ipv4: str | None = None  # only used by kinds that apply addresses; FRR nodes use frr.conf
+    ipv6: str | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    a: Endpoint
+    b: Endpoint
+    mtu: int | None = None
+
+
+@dataclass
+class Node:
+    name: str
+    # "frr": a router (binds frr.conf); "host": a plain Linux host (exec only);
+    # "bridge": a LAN segment, realised as a Linux bridge in the lab's switch namespace.
+    role: str
+    frr_conf: str | None = None  # integrated config text, as bound to /etc/frr/frr.conf
+    daemons: list[str] = field(default_factory=list)  # zebra and staticd always included
+    exec: list[str] = field(default_factory=list)  # only `ip ...` / `sysctl ...` survive loading
+    image: str | None = None  # recorded to flag FRR version skew, never pulled
+    labels: dict[str, str] = field(default_factory=dict)  # e.g. aegis.criticality: high
+    config_path: str | None = None  # frr.conf path relative to the lab folder
+
+
+@dataclass
+class Topology:
+    name: str
+    nodes: dict[str, Node]
+    links: list[Link]
+    source: str  # path of the .clab.yml file
+    warnings: list[str] = field(default_factory=list)
+
+    def routers(self) -> list[str]:
+        return sorted(n for n, node in self.nodes.items() if node.role == "frr")
+
+
+@dataclass
+class ConvergeResult:
+    converged: bool
+    seconds: float
+    # When not converged: what was still moving, e.g. ["r1: bgp 10.0.0.2 Active"].
+    still_moving: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RejectedLine:
+    node: str
+    line: str
+    message: str  # FRR's own words
+    line_no: int | None = None
+
+
+@dataclass
+class ApplyResult:
+    node: str
+    applied: list[str]
+    rejected: list[RejectedLine]
+
+
+@dataclass
+class ReloadResult:
+    """What `frr-reload.py` did (or would do, with test_only) to reach a target config."""
+
+    node: str
+    lines_to_delete: list[str]
+    lines_to_add: list[str]
+    applied: bool
+    output: str = ""
+
+
+class Twin(Protocol):
+    """A running lab. Always torn down by the caller in `finally`."""
+
+    topology: Topology
+    # Config lines FRR refused while loading the lab's own configs.
+    load_errors: list[RejectedLine]
+    # e.g. {"backend": "netns", "tier": "real", "frr_version": "8.4.4", "nodes": 3, ...}
+    facts: dict[str, Any]
+
+    def converge(self, timeout: float, stable_for: float = 3.0) -> ConvergeResult: ...
+
+    def snapshot(self, reachability: bool = True) -> dict[str, Any]: ...
+
+    def apply(self, node: str, lines: str) -> ApplyResult: ...
+
+    def reach(self, src: str, address: str, count: int = 1) -> bool:
+        """Ping `address` from inside node `src` (data plane, not the RIB)."""
+        ...
+
+    def running_config(self, node: str) -> str: ...
+
+    def reload_config(self, node: str, config: str, test_only: bool = False) -> ReloadResult: ...
+
+    def teardown(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str  # "netns" | "simulator" | "http"
+    tier: str  # "real" | "simulated"
+
+    def spawn(self, topology: Topology, run_id: str, progress: Progress = no_progress) -> Twin: ...
+
+
+def lab_dir_of(topology: Topology) -> Path:
+    return Path(topology.source).parent
