@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class ComplianceConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'compliance'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "compliance"
