@@ -1,0 +1,455 @@
+"""The preflight pipeline: one change, one lab, one deterministic verdict.
+
+    precheck -> static -> spawn -> converge_baseline -> snapshot_baseline -> apply ->
+    converge_change -> snapshot_change -> diff -> invariants -> rollback -> converge_rollback ->
+    snapshot_rollback -> teardown (always) -> verdict
+
+Input errors (ChangeError, GuardRejection, TopologyError) raise before anything spawns.
+After that nothing raises: every failure becomes a `blocked` verdict with reasons, and
+the twin is torn down in `finally`. The result is the document of docs/result-format.md.
+Plain Python, no Django: the CLI, the Celery task and the stress test all call this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from preflight.core.change import ChangeError, change_from_parts
+from preflight.core.diff import diff_classify, diff_items, snapshot_diff
+from preflight.core.guards import precheck
+from preflight.core.invariants import INVARIANTS_FILE, invariants_evaluate, invariants_load
+from preflight.core.risk import risk_assess
+from preflight.core.static import static_check
+from preflight.core.verdict import reason, verdict_decide
+from preflight.twin.base import Backend, Progress, Topology, no_progress
+
+RESULT_FORMAT = "aegis.preflight.result/v1"
+AEGIS_VERSION = "0.1.0"
+STEPS = ("precheck", "static", "spawn", "converge_baseline", "snapshot_baseline", "apply", "converge_change",
+         "snapshot_change", "diff", "invariants", "rollback", "converge_rollback", "snapshot_rollback",
+         "teardown", "verdict")
+
+
+class _StepFailed(Exception):
+    """A step raised; the run stops its twin steps and ends blocked."""
+
+
+def run_id_new() -> str:
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def sha256_text(text: str | bytes) -> str:
+    data = text.encode() if isinstance(text, str) else text
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def digest_json(obj: Any) -> str:
+    return sha256_text(json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+
+
+def lab_facts(topology: Topology, lab_dir: str | Path) -> dict[str, Any]:
+    """Name, path and digests of the lab: topology file, every node config, invariants."""
+    source = Path(topology.source)
+    topo_digest = sha256_text(source.read_bytes()) if source.is_file() else digest_json(topology.name)
+    node_configs = {n: sha256_text(topology.nodes[n].frr_conf or "") for n in sorted(topology.nodes)}
+    inv_path = Path(lab_dir) / INVARIANTS_FILE
+    inv_digest = sha256_text(inv_path.read_bytes()) if inv_path.is_file() else None
+    return {
+        "name": topology.name,
+        "path": str(lab_dir),
+        "topology_digest": topo_digest,
+        "node_configs": node_configs,
+        "invariants_digest": inv_digest,
+        "digest": digest_json({"topology": topo_digest, "node_configs": node_configs, "invariants": inv_digest}),
+    }
+
+
+def differences_from_production(topology: Topology, facts: dict[str, Any]) -> list[str]:
+    """How this twin differs from the production network it stands for."""
+    out: list[str] = []
+    if facts.get("tier") == "simulated":
+        out.append("simulated: no FRR daemon ran; routing is a seeded model of BGP (no OSPF, BFD, IPv6, timers); "
+                   "this evidence is never promotable")
+    else:
+        out.append("no forwarding hardware: the data plane is the Linux kernel of the twin host (no ASIC, "
+                   "no TCAM limits, no hardware ECMP hashing)")
+        out.append("links are veth pairs: no loss, latency, optics or MTU faults unless the lab sets them")
+    out.append("protocol timers as configured in the lab (e.g. `frr defaults datacenter`); production timers "
+               "may differ and converge more slowly")
+    host = facts.get("frr_version")
+    images = sorted({n.image for n in topology.nodes.values() if n.image})
+    for image in images:
+        tag = image.rsplit(":", 1)[-1] if ":" in image else "latest"
+        if host is None or tag.lstrip("v") != str(host):
+            out.append(f"FRR version: the lab names image {image}; the twin ran FRR {host or 'none (simulated)'}")
+    out.append("no management plane: management interfaces, AAA, SNMP, syslog and NTP are not modelled")
+    out.append("external peers outside the lab (transit, customers) are absent; only the lab's routers exist")
+    return out
+
+
+def _backend_resolve(backend: str | Backend) -> Backend:
+    if not isinstance(backend, str):
+        return backend
+    try:
+        from preflight.twin import get_backend
+    except ImportError:
+        get_backend = None
+    if get_backend is not None:
+        return get_backend(backend)
+    if backend == "simulator":
+        from preflight.twin.simulator import SimulatorBackend
+
+        return SimulatorBackend()
+    raise ChangeError(f"backend {backend!r} is not available here")
+
+
+class _Run:
+    """Mutable state of one run; the steps fill it, `document()` turns it into the result."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+        self.steps: list[dict[str, Any]] = []
+        self.reasons: list[dict[str, str]] = []
+        self.current = ""
+
+    def emit(self, step: str, status: str, message: str = "", data: dict[str, Any] | None = None) -> None:
+        self.progress(step, status, message, data or {})
+
+    def step(self, name: str, fn: Any, message: str = "") -> Any:
+        self.current = name
+        t0 = time.monotonic()
+        try:
+            self.emit(name, "started", message)
+            value = fn()
+            seconds = round(time.monotonic() - t0, 3)
+            self.timings[name] = seconds
+            self.steps.append({"name": name, "status": "ok", "seconds": seconds})
+            self.emit(name, "ok", f"{seconds:.2f} s", {"seconds": seconds})
+            return value
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a blocked verdict
+            seconds = round(time.monotonic() - t0, 3)
+            self.timings[name] = seconds
+            self.steps.append({"name": name, "status": "failed", "seconds": seconds})
+            detail = f"{type(exc).__name__}: {exc}"
+            self.reasons.append(reason("STEP_FAILED", f"step {name} failed: {detail}"))
+            try:
+                self.emit(name, "failed", detail, {"seconds": seconds})
+            except Exception:  # noqa: BLE001 - a broken progress sink must not hide the failure
+                pass
+            raise _StepFailed(name) from exc
+
+    def skip(self, names: tuple[str, ...], why: str) -> None:
+        for name in names:
+            if not any(s["name"] == name for s in self.steps):
+                self.steps.append({"name": name, "status": "skipped", "seconds": 0.0, "why": why})
+
+
+def run_preflight(
+    lab_dir: str | Path,
+    change: dict[str, Any],
+    *,
+    backend: str | Backend = "netns",
+    run_id: str | None = None,
+    progress: Progress = no_progress,
+    converge_timeout: float = 120.0,
+    llm: dict[str, Any] | None = None,
+    topology: Topology | None = None,
+    invariants: list[dict[str, Any]] | None = None,
+    syntax_check: bool = True,
+) -> dict[str, Any]:
+    """Verify `change` on a twin of the lab and decide; returns the result document.
+
+    `topology` and `invariants` may be passed pre-loaded (the stress test does, to run
+    thousands of times); `syntax_check=False` skips `vtysh --dryrun` (only the stress test).
+    """
+    started_at = datetime.now(UTC)
+    run_id = run_id or run_id_new()
+    lab_dir = Path(lab_dir)
+    # --- input: anything wrong here raises, and nothing has spawned ---------------------
+    if topology is None:
+        from preflight.twin.topology import load_lab
+
+        topology = load_lab(lab_dir)
+    if invariants is None:
+        invariants = invariants_load(lab_dir, topology)
+    if not isinstance(change, dict):
+        raise ChangeError("the change must be a mapping (title, description, devices, expect, source)")
+    expect_in = change.get("expect")
+    if isinstance(expect_in, dict) and "declared" in expect_in:
+        expect_in = None if not expect_in["declared"] else {k: v for k, v in expect_in.items() if k != "declared"}
+    change = change_from_parts(title=change.get("title"), description=change.get("description"),
+                               devices=change.get("devices"), expect=expect_in,
+                               source=change.get("source", "api"), topology=topology)
+    run = _Run(progress)
+    state: dict[str, Any] = {"findings": [], "twin": None, "facts": {}, "conv": {}, "rejected": [],
+                             "diff": None, "classification": None, "invariants": [], "rollback": None,
+                             "snapshots": {}}
+    run.current = "precheck"
+    _emit_guarded(run, "precheck", "started", "checking the change for unsafe input")
+    t0 = time.monotonic()
+    precheck(change, topology)  # GuardRejection propagates: an input error, nothing spawned
+    run.timings["precheck"] = round(time.monotonic() - t0, 3)
+    run.steps.append({"name": "precheck", "status": "ok", "seconds": run.timings["precheck"]})
+    _emit_guarded(run, "precheck", "ok", "no unsafe input", {"seconds": run.timings["precheck"]})
+    try:
+        if not run.reasons:
+            _twin_phases(run, state, lab_dir, change, topology, invariants, backend, run_id,
+                         converge_timeout, syntax_check)
+    except _StepFailed:
+        pass
+    except Exception as exc:  # noqa: BLE001 - defensive: the pipeline never raises after input
+        run.reasons.append(reason("STEP_FAILED", f"internal error in {run.current}: {type(exc).__name__}: {exc}"))
+    run.skip(STEPS[:-1], "an earlier step failed or found a blocking problem")
+    risk = None
+    try:
+        risk = run.step("verdict", lambda: risk_assess(change, topology, state["classification"], state["diff"]))
+    except _StepFailed:
+        pass
+    except Exception as exc:  # noqa: BLE001
+        run.reasons.append(reason("STEP_FAILED", f"risk assessment failed: {type(exc).__name__}: {exc}"))
+    verdict, reasons = verdict_decide(run.reasons, risk["tier"] if risk else None)
+    return _document(run, state, verdict, reasons, risk, change, topology, lab_dir, run_id, llm, started_at)
+
+
+def _emit_guarded(run: _Run, step: str, status: str, message: str, data: dict[str, Any] | None = None) -> None:
+    """Emit outside `run.step`: a failing progress sink blocks the run instead of raising."""
+    try:
+        run.emit(step, status, message, data)
+    except Exception as exc:  # noqa: BLE001
+        run.reasons.append(reason("STEP_FAILED", f"step {step} failed: {type(exc).__name__}: {exc}"))
+
+
+def _twin_phases(run: _Run, state: dict[str, Any], lab_dir: Path, change: dict[str, Any], topology: Topology,
+                 invariants: list[dict[str, Any]], backend: str | Backend, run_id: str, converge_timeout: float,
+                 syntax_check: bool) -> None:
+    findings = run.step("static", lambda: static_check(change, topology, syntax_check=syntax_check),
+                        "FRR's parser and semantic checks")
+    state["findings"] = findings
+    errors = [f for f in findings if f["severity"] == "error"]
+    for f in errors:
+        where = f"{f['device']} line {f['line_no']}" if f["line_no"] else f["device"]
+        run.reasons.append(reason("STATIC_ERROR", f"{where}: {f['message']}"))
+    if errors:
+        return  # nothing to learn from a twin that cannot load the change
+    be = _backend_resolve(backend)
+    state["facts"] = {"backend": getattr(be, "name", "?"), "tier": getattr(be, "tier", "?")}
+
+    def twin_progress(step: str, status: str, message: str, data: dict[str, Any]) -> None:
+        run.emit(run.current, "info", f"{step}: {message}" if message else step, data)
+
+    twin = None
+    try:
+        try:
+            twin = run.step("spawn", lambda: be.spawn(topology, run_id, twin_progress),
+                            f"{len(topology.nodes)} nodes on the {state['facts']['backend']} backend")
+        except _StepFailed:
+            run.reasons[-1] = reason("SPAWN_FAILED", run.reasons[-1]["message"])
+            return
+        state["twin"] = twin
+        state["facts"] = dict(getattr(twin, "facts", {}) or state["facts"])
+        _run_on_twin(run, state, twin, change, invariants, converge_timeout)
+    finally:
+        if twin is not None:
+            try:
+                run.step("teardown", twin.teardown, "stopping daemons, deleting namespaces")
+            except _StepFailed:
+                run.reasons[-1] = reason("TEARDOWN_FAILED", run.reasons[-1]["message"])
+
+
+def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, Any],
+                 invariants: list[dict[str, Any]], converge_timeout: float) -> None:
+    devices = sorted(change["devices"])
+    conv = state["conv"]
+    cr = run.step("converge_baseline", lambda: twin.converge(converge_timeout), "baseline settling")
+    conv["baseline"] = cr
+    if not cr.converged:
+        run.reasons.append(reason("BASELINE_NOT_CONVERGED",
+                                  f"the lab's baseline did not settle within {converge_timeout:.0f} s: "
+                                  f"{'; '.join(cr.still_moving[:5]) or 'still moving'}"))
+        return
+    s0 = run.step("snapshot_baseline", twin.snapshot)
+    before = {d: twin.running_config(d) for d in devices}
+    state["snapshots"]["baseline"] = s0
+    results = run.step("apply", lambda: [twin.apply(d, change["devices"][d]) for d in devices],
+                       f"entering the change on {', '.join(devices)}")
+    for ar in results:
+        for rl in ar.rejected:
+            state["rejected"].append({"node": rl.node, "line": rl.line, "line_no": rl.line_no,
+                                      "message": rl.message})
+            run.reasons.append(reason("APPLY_REJECTED", f"{rl.node} refused `{rl.line}`: {rl.message}"))
+    cr = run.step("converge_change", lambda: twin.converge(converge_timeout), "network settling after the change")
+    conv["change"] = cr
+    if not cr.converged:
+        run.reasons.append(reason("CHANGE_NOT_CONVERGED",
+                                  f"the network did not settle within {converge_timeout:.0f} s after the change: "
+                                  f"{'; '.join(cr.still_moving[:5]) or 'still moving'}"))
+    s1 = run.step("snapshot_change", twin.snapshot)
+    after = {d: twin.running_config(d) for d in devices}
+    state["snapshots"]["after"] = s1
+
+    def do_diff() -> None:
+        d = snapshot_diff(s0, s1)
+        state["diff"] = d
+        state["classification"] = diff_classify(d, change["expect"])
+
+    run.step("diff", do_diff)
+    codes = {"route_removed": "PREFIX_LOST", "session_lost": "SESSION_LOST", "adjacency_lost": "ADJACENCY_LOST",
+             "reachability_lost": "REACHABILITY_LOST"}
+    for item in state["classification"]["undeclared"]:
+        if item["loss"]:
+            run.reasons.append(reason(codes[item["kind"]], f"{item['message']} (not declared in expect)"))
+    gains = [i for i in state["classification"]["undeclared"] if not i["loss"]]
+    if gains:
+        shown = "; ".join(i["message"] for i in gains[:3]) + (f"; and {len(gains) - 3} more" if len(gains) > 3 else "")
+        run.reasons.append(reason("UNDECLARED_EFFECT", f"{len(gains)} effect(s) not declared in expect: {shown}"))
+    for m in state["classification"]["expected_missing"]:
+        run.reasons.append(reason("EXPECTED_EFFECT_MISSING", m))
+    inv = run.step("invariants", lambda: invariants_evaluate(invariants, s1, twin.reach),
+                   f"{len(invariants)} invariant(s)")
+    state["invariants"] = inv
+    for r in inv:
+        if not r["ok"]:
+            run.reasons.append(reason("INVARIANT_VIOLATED", f"{r['kind']} {_spec_text(r['spec'])}: {r['detail']}"))
+    _rollback(run, state, twin, devices, before, after, converge_timeout)
+
+
+def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], before: dict[str, str],
+              after: dict[str, str], converge_timeout: float) -> None:
+    """Inverse of what actually changed (frr-reload deltas to the baseline), proven by S2 == S0."""
+    rb: dict[str, Any] = {"lines": {}, "deltas": {}, "verified": False, "mismatch": []}
+    state["rollback"] = rb
+
+    def do_rollback() -> None:
+        for d in devices:
+            if after[d] == before[d]:
+                continue
+            rr = twin.reload_config(d, before[d])
+            rb["deltas"][d] = {"delete": list(rr.lines_to_delete), "add": list(rr.lines_to_add)}
+            rb["lines"][d] = rollback_lines(rr.lines_to_delete, rr.lines_to_add)
+
+    run.step("rollback", do_rollback, "restoring the baseline config (frr-reload deltas)")
+    cr = run.step("converge_rollback", lambda: twin.converge(converge_timeout), "network settling after rollback")
+    state["conv"]["rollback"] = cr
+    if not cr.converged:
+        run.reasons.append(reason("ROLLBACK_NOT_CONVERGED",
+                                  f"the network did not settle within {converge_timeout:.0f} s after rollback"))
+    s2 = run.step("snapshot_rollback", twin.snapshot)
+    state["snapshots"]["rollback"] = s2
+    mismatch = [i["message"] for i in diff_items(snapshot_diff(state["snapshots"]["baseline"], s2))]
+    for d in devices:
+        now = twin.running_config(d)
+        if _config_norm(now) != _config_norm(before[d]):
+            mismatch.append(f"{d}: running config after rollback differs from the baseline")
+    rb["mismatch"] = mismatch
+    rb["verified"] = not mismatch
+    if mismatch:
+        shown = "; ".join(mismatch[:3]) + (f"; and {len(mismatch) - 3} more" if len(mismatch) > 3 else "")
+        run.reasons.append(reason("ROLLBACK_NOT_VERIFIED", f"rollback did not restore the baseline: {shown}"))
+
+
+def rollback_lines(to_delete: list[str], to_add: list[str]) -> list[str]:
+    """frr-reload's delta as lines an operator can keep: deletions as `no …`, then additions."""
+    out = []
+    for ln in to_delete:
+        out.append(_negate(ln))
+    out += list(to_add)
+    return out
+
+
+def _negate(line: str) -> str:
+    # frr-reload reports context lines joined as "router bgp 65001\n neighbor …"; negate the
+    # innermost command and keep its context.
+    parts = line.split("\n")
+    last = parts[-1]
+    indent = last[: len(last) - len(last.lstrip())]
+    body = last.strip()
+    negated = body[3:] if body.startswith("no ") else f"no {body}"
+    return "\n".join(parts[:-1] + [indent + negated])
+
+
+def _config_norm(text: str) -> list[str]:
+    return [ln.rstrip() for ln in text.split("\n") if ln.strip() and not ln.strip().startswith("!")]
+
+
+def _spec_text(spec: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in spec.items())
+
+
+def _convergence(conv: dict[str, Any], key: str) -> float | None:
+    cr = conv.get(key)
+    return round(cr.seconds, 3) if cr is not None else None
+
+
+def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict[str, str]],
+              risk: dict[str, Any] | None, change: dict[str, Any], topology: Topology, lab_dir: Path,
+              run_id: str, llm: dict[str, Any] | None, started_at: datetime) -> dict[str, Any]:
+    facts = state["facts"]
+    twin = state["twin"]
+    load_errors = [{"node": e.node, "line": e.line, "message": e.message, "line_no": e.line_no}
+                   for e in (getattr(twin, "load_errors", []) or [])] if twin is not None else []
+    diff = state["diff"]
+    classification = state["classification"]
+    diff_doc = None
+    if diff is not None:
+        diff_doc = dict(diff)
+        diff_doc.update({"intended": classification["intended"], "undeclared": classification["undeclared"],
+                         "expected_missing": classification["expected_missing"]})
+    change_doc = dict(change)
+    change_doc["digest"] = digest_json({k: change[k] for k in ("title", "description", "devices", "expect")})
+    return {
+        "format": RESULT_FORMAT,
+        "run_id": run_id,
+        "verdict": verdict,
+        "reasons": reasons,
+        "risk": risk,
+        "change": change_doc,
+        "lab": lab_facts(topology, lab_dir),
+        "static_findings": state["findings"],
+        "twin": {
+            "backend": facts.get("backend"),
+            "tier": facts.get("tier"),
+            "frr_version": facts.get("frr_version"),
+            "nodes": len(topology.nodes),
+            "links": len(topology.links),
+            "spawned": twin is not None,
+            "baseline_convergence_s": _convergence(state["conv"], "baseline"),
+            "change_convergence_s": _convergence(state["conv"], "change"),
+            "rollback_convergence_s": _convergence(state["conv"], "rollback"),
+            "load_errors": load_errors,
+            "warnings": list(topology.warnings),
+            "differences_from_production": differences_from_production(topology, facts) if facts else [],
+            "facts": facts,
+        },
+        "apply": {"rejected": state["rejected"]},
+        "diff": diff_doc,
+        "invariants": state["invariants"],
+        "rollback": state["rollback"] or {"lines": {}, "deltas": {}, "verified": False, "mismatch": [],
+                                          "skipped": True},
+        "steps": run.steps,
+        "timings": run.timings,
+        "snapshots": state["snapshots"],
+        "llm": llm,
+        "egress": _egress_record(),
+        "versions": {"aegis": AEGIS_VERSION, "frr": facts.get("frr_version"), "python": platform.python_version()},
+        "started_at": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _egress_record() -> dict[str, Any]:
+    try:
+        from preflight.egress import egress_record
+    except ImportError:
+        return {"policy": None, "contacted": [], "note": "egress policy module not installed"}
+    try:
+        return egress_record()
+    except Exception as exc:  # noqa: BLE001 - the record is informative, never a reason to fail a run
+        return {"policy": None, "contacted": [], "note": f"egress record unavailable: {exc}"}
