@@ -1,0 +1,28 @@
+"""The twin: real FRR networks in Linux namespaces (`netns`), or the seeded `simulator`.
+
+Django-free. `get_backend(name)` imports a backend only when asked for, so a web process that
+never spawns a twin does not need root, FRR or the simulator's dependencies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Backend, TwinError
+
+BACKENDS = ("netns", "simulator")
+
+
+def get_backend(name: str, **options: Any) -> Backend:
+    """The backend called `name`; raises TwinError saying what to fix when it cannot run here."""
+    if name == "netns":
+        from .netns import NetnsBackend
+
+        return NetnsBackend(**options)
+    if name == "simulator":
+        try:
+            from .simulator import SimulatorBackend
+        except ImportError as exc:
+            raise TwinError(f"the simulator backend is not available: {exc}") from exc
+        return SimulatorBackend(**options)
+    raise TwinError(f"unknown twin backend {name!r} (choose one of: {', '.join(BACKENDS)})")

@@ -23,9 +23,10 @@ that two snapshots of an unchanged network compare equal with `==`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 # Every namespace, run directory and process AEGIS creates carries this prefix, so the
 # reaper can find leftovers of a crashed run and never touch anything else.
@@ -96,6 +97,9 @@ class ConvergeResult:
     seconds: float
     # When not converged: what was still moving, e.g. ["r1: bgp 10.0.0.2 Active"].
     still_moving: list[str] = field(default_factory=list)
+    # When converged: configured sessions/adjacencies that settled in a down state (a peer
+    # that never answers, an admin shutdown), e.g. ["r2: bgp 192.168.2.1 Active"].
+    down: list[str] = field(default_factory=list)
 
 
 @dataclass

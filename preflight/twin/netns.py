@@ -1,0 +1,842 @@
+"""The `netns` backend: real FRR daemons, one Linux network namespace per node.
+
+Each router is "a container without Docker" (../shared/notes/TWIN.md §3.5): a network namespace
+`aegis-<id>-<node>` plus a private mount and UTS namespace held open by a holder process
+(`unshare --mount --uts ... sleep infinity`). Inside it the node's own folder is bind-mounted on
+`/etc/frr` (frr.conf, daemons, vtysh.conf with the integrated config), `/var/run/frr` and
+`/var/log/frr`, and the hostname is the node name, so FRR runs exactly as on a production box:
+daemons from the daemons file, then `vtysh -b` loads the integrated config, and `frr-reload.py`
+works unchanged. LAN segments (`kind: bridge`) are Linux bridges in the run's own switch
+namespace `aegis-<id>--sw`; nothing is ever connected to the host's network.
+
+All state lives in `runstate` (one directory per run); teardown works from it alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from . import runstate
+from .base import (
+    NAMESPACE_PREFIX,
+    ApplyResult,
+    ConvergeResult,
+    Node,
+    Progress,
+    RejectedLine,
+    ReloadResult,
+    Topology,
+    TwinError,
+    no_progress,
+)
+from .loadlog import classify_vtysh_output
+
+FRR_DIR = Path("/usr/lib/frr")
+# Start order inside a node: zebra first (everyone talks to it), then the helpers the routing
+# daemons register with, then the routing daemons.
+DAEMON_ORDER = ("zebra", "staticd", "bfdd", "mgmtd")
+ROUTER_SYSCTLS = (
+    "net.ipv4.ip_forward=1",
+    "net.ipv6.conf.all.forwarding=1",
+    "net.ipv6.conf.default.forwarding=1",
+    # No duplicate address detection: a new link-local would sit "tentative" for a second
+    # or more, which delays OSPFv3 and BGP over link-local (unnumbered) sessions.
+    "net.ipv6.conf.all.accept_dad=0",
+    "net.ipv6.conf.default.accept_dad=0",
+    "net.ipv4.conf.all.rp_filter=0",
+    "net.ipv4.conf.default.rp_filter=0",
+    "net.ipv4.fib_multipath_hash_policy=1",
+    # Keep addresses on an interface that goes down (as FRR on a production box expects).
+    "net.ipv6.conf.all.keep_addr_on_down=1",
+)
+SMALL_LAB_ROUTERS = 12  # all loopback pairs are pinged up to this many routers; a sample above
+SAMPLE_PAIRS = 120
+WORKERS = 12  # concurrent helper processes; the machine has 2 cores, most time is waiting
+DIFFERENCES_FROM_PRODUCTION = [
+    "no forwarding hardware: the data plane is the Linux kernel of the twin host",
+    "links are veth pairs with no delay, loss or bandwidth limit",
+    "every node runs the twin host's FRR version, whatever image the lab names",
+    "no management network; nothing outside the twin is reachable",
+]
+
+
+def frr_version() -> str:
+    try:
+        out = subprocess.run([str(FRR_DIR / "zebra"), "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    m = re.search(r"version\s+(\S+)", out.stdout)
+    return m.group(1) if m else "unknown"
+
+
+def preflight_environment() -> None:
+    """Raise TwinError saying what to fix when this host cannot run a netns twin."""
+    if os.geteuid() != 0:
+        raise TwinError("the netns twin needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN): run the twin "
+                        "worker as root, or use the 'simulator' backend")
+    missing = [str(FRR_DIR / d) for d in ("zebra", "staticd", "bgpd") if not (FRR_DIR / d).exists()]
+    if missing:
+        raise TwinError(f"FRR is not installed ({', '.join(missing)} missing): apt-get install frr")
+    for tool in ("ip", "nsenter", "unshare", "vtysh"):
+        if shutil.which(tool) is None:
+            raise TwinError(f"`{tool}` not found on PATH: apt-get install iproute2 util-linux frr")
+
+
+def mac_for(lab: str, node: str, iface: str) -> str:
+    """A stable, locally administered unicast MAC, so IPv6 link-locals repeat across runs."""
+    h = hashlib.sha256(f"{lab}/{node}/{iface}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (bytes([(h[0] & 0xFC) | 0x02]) + h[1:6]))
+
+
+def _run(argv: list[str], *, input: str | None = None, timeout: float = 60.0, check: bool = True
+         ) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TwinError(f"timed out after {timeout:.0f} s: {' '.join(argv)[:200]}") from None
+    if check and proc.returncode != 0:
+        raise TwinError(f"{' '.join(argv)[:200]} failed: {(proc.stderr or proc.stdout).strip()[:500]}")
+    return proc
+
+
+def _parallel(fn: Callable[[Any], Any], items: Iterable[Any], workers: int = WORKERS) -> list[Any]:
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def parse_json_stream(text: str) -> list[Any]:
+    """The JSON values vtysh printed for several `-c` commands, in order."""
+    dec = json.JSONDecoder()
+    out: list[Any] = []
+    i = 0
+    while True:
+        starts = [p for p in (text.find("{", i), text.find("[", i)) if p >= 0]
+        if not starts:
+            return out
+        try:
+            value, end = dec.raw_decode(text, min(starts))
+        except ValueError:
+            i = min(starts) + 1
+            continue
+        out.append(value)
+        i = end
+
+
+class NetnsBackend:
+    name = "netns"
+    tier = "real"
+
+    def __init__(self) -> None:
+        preflight_environment()
+
+    def spawn(self, topology: Topology, run_id: str | None = None, progress: Progress = no_progress
+              ) -> NetnsTwin:
+        twin = NetnsTwin(topology, run_id)
+        try:
+            twin._spawn(progress)
+        except BaseException as exc:
+            leftovers = twin._destroy()
+            progress("spawn", "failed", str(exc), {"leftovers": leftovers})
+            if isinstance(exc, TwinError):
+                raise
+            if isinstance(exc, Exception):
+                raise TwinError(f"spawn failed: {exc}") from exc
+            raise
+        return twin
+
+
+class NetnsTwin:
+    """A running lab in namespaces. Call `teardown()` in `finally`."""
+
+    def __init__(self, topology: Topology, run_id: str | None = None) -> None:
+        self.topology = topology
+        self.label = run_id or ""
+        # Short ids keep namespace names readable; the caller's run id is recorded beside it.
+        self.run_id = run_id if run_id and runstate.RUN_ID_RE.match(run_id) and not runstate.run_dir(
+            run_id).exists() else runstate.new_run_id()
+        self.prefix = f"{NAMESPACE_PREFIX}{self.run_id}-"
+        self.dir = runstate.run_dir(self.run_id)
+        self.load_errors: list[RejectedLine] = []
+        self.load_warnings: list[str] = []
+        self.facts: dict[str, Any] = {}
+        self.routers = topology.routers()
+        self.hosts = sorted(n for n, node in topology.nodes.items() if node.role == "host")
+        self.bridges = sorted(n for n, node in topology.nodes.items() if node.role == "bridge")
+        self.switch_ns = f"{self.prefix}-sw" if self.bridges else None
+        self.holders: dict[str, int] = {}
+        self._holder_procs: list[subprocess.Popen[bytes]] = []
+        self._torn_down = False
+        self._apply_seq = 0
+        self._reach_seed: int | None = None
+        self.state: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ names
+
+    def ns(self, node: str) -> str:
+        return f"{self.prefix}{node}"
+
+    def node_dir(self, node: str) -> Path:
+        return self.dir / "nodes" / node
+
+    def _save(self) -> None:
+        runstate.state_write(self.dir, self.state)
+
+    # ------------------------------------------------------------------ spawn
+
+    def _spawn(self, progress: Progress) -> None:
+        t0 = time.monotonic()
+        topo = self.topology
+        progress("spawn", "started", f"{len(topo.nodes)} nodes, {len(topo.links)} links",
+                 {"twin_id": self.run_id})
+        for name in self.routers:
+            for daemon in topo.nodes[name].daemons:
+                if not (FRR_DIR / daemon).exists():
+                    raise TwinError(f"node {name}: daemon {daemon} is not installed in {FRR_DIR}")
+        namespaces = [self.ns(n) for n in self.routers + self.hosts]
+        if self.switch_ns:
+            namespaces.append(self.switch_ns)
+        for ns in namespaces:
+            if (runstate.NETNS_DIR / ns).exists():
+                raise TwinError(f"namespace {ns} already exists; run `manage.py twin_reap`")
+        self.dir.mkdir(parents=True, exist_ok=False, mode=0o755)
+        self.state = {
+            "run_id": self.run_id, "label": self.label, "lab": topo.name, "source": topo.source,
+            "owner_pid": os.getpid(), "owner_start": runstate.proc_start_time(os.getpid()),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "namespaces": namespaces, "holders": {}, "daemons": {},
+        }
+        self._save()  # recorded before anything exists, so a crash from here on is reapable
+
+        # 1. namespaces, sysctls, loopbacks up
+        _run(["ip", "-batch", "-"], input="".join(f"netns add {ns}\n" for ns in namespaces))
+        sysctl_jobs = [(self.ns(n), ROUTER_SYSCTLS) for n in self.routers + self.hosts]
+        if self.switch_ns:
+            # The switch namespace only bridges frames; no addresses of its own.
+            sysctl_jobs.append((self.switch_ns, ("net.ipv6.conf.all.disable_ipv6=1",
+                                                 "net.ipv6.conf.default.disable_ipv6=1")))
+        _parallel(lambda job: _run(["ip", "netns", "exec", job[0], "sh", "-c",
+                                    f"sysctl -q -w {' '.join(job[1])} && ip link set lo up"]), sysctl_jobs)
+        # 2. bridges, then veths created directly in their namespaces with their final names
+        port_of_bridge: dict[str, list[str]] = {b: [] for b in self.bridges}
+        veth_lines: list[str] = []
+        up: dict[str, list[str]] = {}
+        addrs: dict[str, list[str]] = {}
+        for k, link in enumerate(topo.links):
+            ends = []
+            for ep in (link.a, link.b):
+                if topo.nodes[ep.node].role == "bridge":
+                    port = f"p{k}{'a' if ep is link.a else 'b'}"
+                    port_of_bridge[ep.node].append(port)
+                    ends.append((self.switch_ns, port, ep.mac or mac_for(topo.name, ep.node, port)))
+                else:
+                    ends.append((self.ns(ep.node), ep.iface, ep.mac or mac_for(topo.name, ep.node, ep.iface)))
+                    up.setdefault(self.ns(ep.node), []).append(ep.iface)
+                    for addr in (ep.ipv4, ep.ipv6):
+                        if addr:
+                            addrs.setdefault(self.ns(ep.node), []).append(f"address add {addr} dev {ep.iface}")
+            mtu = f" mtu {link.mtu}" if link.mtu else ""
+            (ns_a, if_a, mac_a), (ns_b, if_b, mac_b) = ends
+            veth_lines.append(f"link add name {if_a} address {mac_a}{mtu} netns {ns_a} type veth "
+                              f"peer name {if_b} address {mac_b}{mtu} netns {ns_b}\n")
+        if self.switch_ns:
+            _run(["ip", "-n", self.switch_ns, "-batch", "-"], input="".join(
+                f"link add {b} type bridge stp_state 0 forward_delay 0 mcast_snooping 0\nlink set {b} up\n"
+                for b in self.bridges))
+        if veth_lines:
+            _run(["ip", "-batch", "-"], input="".join(veth_lines))
+        batches: dict[str, str] = {}
+        for ns, ifaces in up.items():
+            batches[ns] = "".join(f"link set {i} up\n" for i in ifaces) + "".join(f"{a}\n" for a in addrs.get(ns, []))
+        if self.switch_ns:
+            batches[self.switch_ns] = "".join(f"link set {p} master {b}\nlink set {p} up\n"
+                                              for b, ports in port_of_bridge.items() for p in ports)
+        _parallel(lambda item: _run(["ip", "-n", item[0], "-batch", "-"], input=item[1]), batches.items())
+        t_net = time.monotonic() - t0
+        progress("spawn", "info", f"namespaces and links ready in {t_net:.2f} s", {"seconds": t_net})
+
+        # 3. exec lines (before FRR reads its config, as containerlab/topotests do)
+        for msg in _parallel(self._run_exec, self.routers + self.hosts):
+            self.load_warnings.extend(msg)
+        # 4. per-router folders and holders
+        for name in self.routers:
+            self._write_node_dir(topo.nodes[name])
+        for name in self.routers:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns(name), "unshare", "--mount", "--uts", "--propagation",
+                 "private", "sleep", "infinity"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+            self._holder_procs.append(proc)
+            self.holders[name] = proc.pid
+            self.state["holders"][name] = [proc.pid, runstate.proc_start_time(proc.pid)]
+        self._save()
+        self._wait_holders()
+        # 5. FRR: mounts, hostname, daemons in order, then `vtysh -b`, one script per node, nodes in parallel
+        t1 = time.monotonic()
+        outputs = _parallel(self._start_frr, self.routers)
+        for name, (_rc, out) in zip(self.routers, outputs, strict=True):
+            pids = self._read_pids(name)
+            self.state["daemons"][name] = pids
+            missing = [d for d in self.topology.nodes[name].daemons if d not in pids]
+            if missing:
+                self._save()
+                raise TwinError(f"node {name}: {', '.join(missing)} did not start: {out.strip()[-800:]}")
+        self._save()
+        t_frr = time.monotonic() - t1
+        for name in self.routers:
+            text = (self.node_dir(name) / "log" / "vtysh-b.out").read_text(errors="replace")
+            errors, warns = classify_vtysh_output(name, text, self.topology.nodes[name].frr_conf or "")
+            self.load_errors.extend(errors)
+            self.load_warnings.extend(warns)
+        spawn_s = time.monotonic() - t0
+        self.facts = {
+            "backend": "netns", "tier": "real", "frr_version": frr_version(),
+            "nodes": len(self.routers), "hosts": len(self.hosts), "bridges": len(self.bridges),
+            "links": len(topo.links), "twin_id": self.run_id, "namespace_prefix": self.prefix,
+            "spawn_s": round(spawn_s, 3), "network_s": round(t_net, 3), "frr_start_s": round(t_frr, 3),
+            "warnings": list(topo.warnings) + self.load_warnings,
+            "differences_from_production": list(DIFFERENCES_FROM_PRODUCTION),
+        }
+        progress("spawn", "ok", f"{len(self.routers)} routers up in {spawn_s:.2f} s; "
+                 f"{len(self.load_errors)} config lines refused",
+                 {"seconds": spawn_s, "rejected": len(self.load_errors)})
+
+    def _run_exec(self, name: str) -> list[str]:
+        warnings = []
+        for command in self.topology.nodes[name].exec:
+            argv = command.split()
+            proc = _run(["ip", "netns", "exec", self.ns(name), *argv], check=False, timeout=20)
+            if proc.returncode != 0:
+                warnings.append(f"node {name}: exec {command!r} failed: {(proc.stderr or proc.stdout).strip()[:200]}")
+        return warnings
+
+    def _write_node_dir(self, node: Node) -> None:
+        base = self.node_dir(node.name)
+        for sub in ("etc", "run", "log", "tmp"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        (base / "etc" / "frr.conf").write_text(node.frr_conf or "")
+        (base / "etc" / "daemons").write_text(
+            "# written by AEGIS from the lab's daemons file\n"
+            + "".join(f"{d}=yes\n" for d in node.daemons if d != "zebra") + "vtysh_enable=yes\n")
+        (base / "etc" / "vtysh.conf").write_text("service integrated-vtysh-config\n")
+        # The daemons drop to user frr: they must be able to write their run and log folders.
+        for sub in ("etc", "run", "log"):
+            shutil.chown(base / sub, "frr", "frr")
+            for f in (base / sub).iterdir():
+                shutil.chown(f, "frr", "frr")
+        os.chmod(base / "etc" / "frr.conf", 0o640)
+
+    def _wait_holders(self, timeout: float = 10.0) -> None:
+        """Wait until every holder has its own mount namespace (never mount into the host's)."""
+        host_mnt = os.readlink("/proc/self/ns/mnt")
+        deadline = time.monotonic() + timeout
+        pending = dict(self.holders)
+        while pending:
+            for name, pid in list(pending.items()):
+                argv = runstate.proc_cmdline(pid)
+                try:
+                    mnt = os.readlink(f"/proc/{pid}/ns/mnt")
+                except OSError:
+                    raise TwinError(f"node {name}: the namespace holder exited at once") from None
+                if argv[:1] == ["sleep"] and mnt != host_mnt:
+                    del pending[name]
+            if pending and time.monotonic() > deadline:
+                raise TwinError(f"namespace holders did not start: {', '.join(sorted(pending))}")
+            if pending:
+                time.sleep(0.01)
+
+    def _nsenter(self, node: str) -> list[str]:
+        if node not in self.holders:
+            raise TwinError(f"unknown router {node!r} (routers: {', '.join(self.routers)})")
+        return ["nsenter", "-t", str(self.holders[node]), "-m", "-u", "-n"]
+
+    def _start_frr(self, name: str) -> tuple[int, str]:
+        node = self.topology.nodes[name]
+        base = self.node_dir(name)
+        order = [d for d in DAEMON_ORDER if d in node.daemons] + [d for d in node.daemons if d not in DAEMON_ORDER]
+        lines = [
+            "set -e",
+            f"mount --bind {base}/etc /etc/frr",
+            f"mount --bind {base}/run /var/run/frr",
+            f"[ -d /var/log/frr ] && mount --bind {base}/log /var/log/frr || true",
+            f"hostname {name}",
+            "set +e",
+            "cd /var/run/frr",
+        ]
+        for d in order:
+            # -P 0: no TCP vty; vtysh talks over the unix sockets in /var/run/frr.
+            extra = " -s 90000000" if d == "zebra" else ""
+            lines.append(f"{FRR_DIR}/{d} -d -P 0 -f /dev/null -i /var/run/frr/{d}.pid"
+                         f" --log file:/var/log/frr/{d}.log{extra} >>/var/log/frr/start.out 2>&1")
+        # vtysh -b loads /etc/frr/frr.conf exactly as FRR's init script does on a real box, and
+        # prints every line a daemon refused (a daemon started with -f would lose them).
+        lines.append("vtysh -b >/var/log/frr/vtysh-b.out 2>&1")
+        lines.append("exit 0")
+        proc = _run([*self._nsenter(name), "sh", "-c", "\n".join(lines)], check=False, timeout=120)
+        out = proc.stdout + proc.stderr
+        start_out = base / "log" / "start.out"
+        if start_out.exists():
+            out += start_out.read_text(errors="replace")
+        return proc.returncode, out
+
+    def _read_pids(self, name: str) -> dict[str, list[int | None]]:
+        pids: dict[str, list[int | None]] = {}
+        for daemon in self.topology.nodes[name].daemons:
+            try:
+                pid = int((self.node_dir(name) / "run" / f"{daemon}.pid").read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if runstate.proc_start_time(pid) is not None:
+                pids[daemon] = [pid, runstate.proc_start_time(pid)]
+        return pids
+
+    # ------------------------------------------------------------------ vtysh
+
+    def vtysh(self, node: str, *commands: str, timeout: float = 30.0) -> str:
+        argv = [*self._nsenter(node), "vtysh"]
+        for c in commands:
+            argv += ["-c", c]
+        return _run(argv, timeout=timeout, check=False).stdout
+
+    def vtysh_json(self, node: str, *commands: str) -> list[Any]:
+        """One vtysh process for several `show ... json` commands; one value per command."""
+        values = parse_json_stream(self.vtysh(node, *commands))
+        if len(values) == len(commands):
+            return values
+        # A command printed no JSON (or extra text): ask one at a time so values stay aligned.
+        out = []
+        for c in commands:
+            v = parse_json_stream(self.vtysh(node, c))
+            out.append(v[0] if v else {})
+        return out
+
+    # ------------------------------------------------------------------ converge
+
+    def _fib(self, node: str) -> str:
+        pid = self.holders[node]
+        parts = []
+        for f in ("route", "ipv6_route"):
+            try:
+                with open(f"/proc/{pid}/net/{f}") as fh:  # the kernel FIB of the node's netns, no process spawned
+                    parts.append(fh.read())
+            except OSError:
+                parts.append("")
+        return "".join(parts)
+
+    def _protocol_state(self, node: str) -> tuple[list[str], list[str], list[str]]:
+        """(signature items, not-yet-up items that may be stuck for good, transient items)."""
+        daemons = self.topology.nodes[node].daemons
+        cmds: list[str] = []
+        if "bgpd" in daemons:
+            cmds.append("show bgp vrf all summary json")
+        if "ospfd" in daemons:
+            cmds += ["show ip ospf interface json", "show ip ospf neighbor json"]
+        if "ospf6d" in daemons:
+            cmds += ["show ipv6 ospf6 interface json", "show ipv6 ospf6 neighbor json"]
+        if "bfdd" in daemons:
+            cmds.append("show bfd peers json")
+        if not cmds:
+            return [], [], []
+        values = dict(zip(cmds, self.vtysh_json(node, *cmds), strict=True))
+        sig: list[str] = []
+        down: list[str] = []
+        moving: list[str] = []
+        for peer, info in _bgp_peers(values.get("show bgp vrf all summary json")).items():
+            state = info["state"]
+            if state == "Established" or _bgp_admin_down(info):
+                sig.append(f"bgp {peer} {state}")
+            elif state in ("Active", "Idle", "Connect"):
+                # Active/Connect alternate while a peer is unreachable: one "down" signature.
+                sig.append(f"bgp {peer} down")
+                down.append(f"{node}: bgp {peer} {state}")
+            else:
+                sig.append(f"bgp {peer} {state}")
+                moving.append(f"{node}: bgp {peer} {state}")
+        for ifname, ifstate in _ospf_interfaces(values.get("show ip ospf interface json")).items():
+            sig.append(f"ospf if {ifname} {ifstate}")
+            if ifstate == "Waiting":
+                moving.append(f"{node}: ospf interface {ifname} Waiting")
+        for key, state in _ospf_neighbors(values.get("show ip ospf neighbor json")).items():
+            sig.append(f"ospf {key} {state}")
+            if state not in ("Full", "2-Way"):
+                moving.append(f"{node}: ospf neighbor {key} {state}")
+        for ifname, ifstate in _ospf6_interfaces(values.get("show ipv6 ospf6 interface json")).items():
+            sig.append(f"ospf6 if {ifname} {ifstate}")
+            if ifstate == "Waiting":
+                moving.append(f"{node}: ospf6 interface {ifname} Waiting")
+        for key, state in _ospf6_neighbors(values.get("show ipv6 ospf6 neighbor json")).items():
+            sig.append(f"ospf6 {key} {state}")
+            if state not in ("Full", "Twoway", "2-Way"):
+                moving.append(f"{node}: ospf6 neighbor {key} {state}")
+        for key, info in _bfd_peers(values.get("show bfd peers json")).items():
+            status = info["status"]
+            sig.append(f"bfd {key} {status}")
+            if status not in ("up", "shutdown"):
+                (down if status == "down" else moving).append(f"{node}: bfd {key} {status}")
+        return sorted(sig), down, moving
+
+    def converge(self, timeout: float, stable_for: float = 3.0, quiet_for: float | None = None) -> ConvergeResult:
+        """Wait until the network has settled; a predicate, never a fixed sleep.
+
+        Settled = every BGP session Established, no OSPF interface Waiting, OSPF neighbours
+        Full (2-Way between DROthers), BFD up, and the kernel FIB of every router unchanged
+        for `stable_for` seconds. A session that stays down for good (a peer that does not
+        exist, an admin shutdown, a VRF the kernel lacks) must not stall the run: when
+        everything, down sessions included, has been unchanged for `quiet_for` seconds
+        (default max(3 x stable_for, 10 s)) the network counts as settled and the down
+        sessions are listed in `down`. `seconds` runs from this call to the moment the final
+        state was first seen. The FIB is read from /proc/<holder>/net (no process per poll);
+        vtysh is asked only once the FIB has been still for a moment.
+        """
+        quiet = quiet_for if quiet_for is not None else max(3 * stable_for, 10.0)
+        t0 = time.monotonic()
+        last_fib: dict[str, str] = {}
+        fib_changed = {n: t0 for n in self.routers}
+        proto_sig: tuple[Any, ...] | None = None
+        proto_changed = t0
+        proto_checked = 0.0
+        down: list[str] = []
+        moving: list[str] = ["protocols not checked yet"]
+        check_every = max(0.5, 0.02 * len(self.routers))
+        while True:
+            now = time.monotonic()
+            for n in self.routers:
+                fib = self._fib(n)
+                if last_fib.get(n) != fib:
+                    last_fib[n] = fib
+                    fib_changed[n] = now
+            fib_last_change = max(fib_changed.values(), default=t0)
+            if now - fib_last_change >= min(0.5, stable_for / 2) and now - proto_checked >= check_every:
+                results = _parallel(self._protocol_state, self.routers)
+                proto_checked = time.monotonic()
+                sig = tuple(tuple(r[0]) for r in results)
+                down = [d for r in results for d in r[1]]
+                moving = [m for r in results for m in r[2]]
+                if sig != proto_sig:
+                    proto_sig = sig
+                    proto_changed = proto_checked
+                now = time.monotonic()
+                settled_at = max(fib_last_change, proto_changed)
+                if not moving and not down and now - fib_last_change >= stable_for:
+                    return ConvergeResult(True, round(settled_at - t0, 3), [])
+                if not moving and now - settled_at >= quiet:
+                    return ConvergeResult(True, round(settled_at - t0, 3), [], down=sorted(down))
+            if now - t0 >= timeout:
+                still = sorted(set(moving + down))
+                recent = [f"{n}: routes changed {now - t:.1f} s ago" for n, t in sorted(fib_changed.items())
+                          if now - t < stable_for]
+                return ConvergeResult(False, round(now - t0, 3), still + recent or ["state still changing"])
+            time.sleep(0.2)
+
+    # ------------------------------------------------------------------ snapshot
+
+    def _node_snapshot(self, node: str) -> dict[str, Any]:
+        daemons = self.topology.nodes[node].daemons
+        cmds = ["show ip route json", "show ipv6 route json", "show interface json"]
+        if "bgpd" in daemons:
+            cmds += ["show bgp vrf all summary json", "show bgp ipv4 unicast json", "show bgp ipv6 unicast json"]
+        if "ospfd" in daemons:
+            cmds.append("show ip ospf neighbor json")
+        if "ospf6d" in daemons:
+            cmds.append("show ipv6 ospf6 neighbor json")
+        if "bfdd" in daemons:
+            cmds.append("show bfd peers json")
+        v = dict(zip(cmds, self.vtysh_json(node, *cmds), strict=True))
+        routes = {**_routes(v["show ip route json"]), **_routes(v["show ipv6 route json"])}
+        bgp = {}
+        for peer, info in _bgp_peers(v.get("show bgp vrf all summary json")).items():
+            bgp[peer] = {k: info[k] for k in ("state", "remote_as", "local_as", "pfx_rcd", "pfx_snt")}
+        best = {**_bgp_best(v.get("show bgp ipv4 unicast json")), **_bgp_best(v.get("show bgp ipv6 unicast json"))}
+        return {
+            "routes": dict(sorted(routes.items())),
+            "bgp": dict(sorted(bgp.items())),
+            "bgp_best": dict(sorted(best.items())),
+            "ospf": {k: {"state": s} for k, s in sorted(_ospf_neighbors(v.get("show ip ospf neighbor json")).items())},
+            "ospf6": {k: {"state": s} for k, s in sorted(_ospf6_neighbors(v.get("show ipv6 ospf6 neighbor json")).items())},
+            "interfaces": _interfaces(v["show interface json"]),
+            "bfd": {k: {"status": i["status"]} for k, i in sorted(_bfd_peers(v.get("show bfd peers json")).items())},
+        }
+
+    def loopbacks(self, nodes: dict[str, Any] | None = None) -> dict[str, list[str]]:
+        """Router -> its IPv4 /32 addresses on lo (the reachability targets)."""
+        if nodes is None:
+            nodes = {n: {"interfaces": _interfaces(self.vtysh_json(n, "show interface json")[0])} for n in self.routers}
+        out = {}
+        for n, snap in nodes.items():
+            addrs = snap["interfaces"].get("lo", {}).get("addresses", [])
+            out[n] = sorted(a.split("/")[0] for a in addrs
+                            if a.endswith("/32") and ":" not in a and not a.startswith("127."))
+        return out
+
+    def snapshot(self, reachability: bool = True) -> dict[str, Any]:
+        nodes = dict(zip(self.routers, _parallel(self._node_snapshot, self.routers), strict=True))
+        snap: dict[str, Any] = {"nodes": nodes}
+        if reachability:
+            snap["reachability"] = self.reachability(self.loopbacks(nodes))
+        return snap
+
+    def reachability(self, loopbacks: dict[str, list[str]]) -> dict[str, Any]:
+        pairs = [(s, d, a) for s in sorted(loopbacks) for d in sorted(loopbacks) if s != d for a in loopbacks[d]]
+        sampled = len(self.routers) > SMALL_LAB_ROUTERS and len(pairs) > SAMPLE_PAIRS
+        seed = None
+        if sampled:
+            # Same seed for every snapshot of this twin, so baseline/after/rollback ping the same pairs.
+            seed = int(hashlib.sha256(f"{self.topology.name}/{','.join(self.routers)}".encode()).hexdigest()[:8], 16)
+            pairs = sorted(random.Random(seed).sample(pairs, SAMPLE_PAIRS))
+        by_src: dict[str, list[str]] = {}
+        for s, _, a in pairs:
+            by_src.setdefault(s, []).append(a)
+        results = dict(zip(by_src, _parallel(lambda s: self._ping_many(s, sorted(set(by_src[s]))), by_src),
+                           strict=True))
+        return {"pairs": {f"{s}->{d}:{a}": results[s].get(a, False) for s, d, a in pairs},
+                "sampled": sampled, "seed": seed}
+
+    def _ping_many(self, src: str, addresses: list[str]) -> dict[str, bool]:
+        # One process per source node; the pings inside run concurrently.
+        script = "for a in " + " ".join(addresses) + "; do (ping -n -q -c 2 -i 0.2 -W 1 $a >/dev/null 2>&1 " \
+                 "&& echo \"ok $a\" || echo \"fail $a\") & done; wait"
+        out = _run(["ip", "netns", "exec", self.ns(src), "sh", "-c", script], check=False, timeout=60).stdout
+        res = {}
+        for line in out.splitlines():
+            status, _, addr = line.partition(" ")
+            res[addr] = status == "ok"
+        return res
+
+    def reach(self, src: str, address: str, count: int = 1) -> bool:
+        if src not in self.topology.nodes or self.topology.nodes[src].role == "bridge":
+            raise TwinError(f"unknown node {src!r}")
+        if not re.match(r"^[0-9a-fA-F:.]+$", address):
+            raise TwinError(f"not an IP address: {address!r}")
+        proc = _run(["ip", "netns", "exec", self.ns(src), "ping", "-n", "-q", "-c", str(max(1, count)),
+                     "-i", "0.2", "-W", "1", address], check=False, timeout=30 + count)
+        return proc.returncode == 0
+
+    # ------------------------------------------------------------------ change
+
+    def _tmpfile(self, node: str, text: str, kind: str) -> Path:
+        self._apply_seq += 1
+        path = self.node_dir(node) / "tmp" / f"{kind}-{self._apply_seq}.conf"
+        path.write_text(text if text.endswith("\n") else text + "\n")
+        return path
+
+    def apply(self, node: str, lines: str) -> ApplyResult:
+        """Enter configuration mode in `node` and apply `lines`; refused lines come back with FRR's words."""
+        cmd = self._nsenter(node)
+        path = self._tmpfile(node, lines, "apply")
+        proc = _run([*cmd, "vtysh", "-f", str(path)], check=False, timeout=120)
+        rejected, _warnings = classify_vtysh_output(node, proc.stdout + proc.stderr, lines)
+        bad = {r.line_no for r in rejected if r.line_no} | {r.line.strip() for r in rejected}
+        applied = [ln for i, ln in enumerate(lines.splitlines(), 1)
+                   if ln.strip() and not ln.strip().startswith(("!", "#")) and i not in bad and ln.strip() not in bad]
+        return ApplyResult(node=node, applied=applied, rejected=rejected)
+
+    def running_config(self, node: str) -> str:
+        out = self.vtysh(node, "show running-config")
+        start = out.find("frr version")
+        return out[start:] if start >= 0 else out
+
+    def reload_config(self, node: str, config: str, test_only: bool = False) -> ReloadResult:
+        """Reach `config` with FRR's own frr-reload.py, inside the node's mount namespace."""
+        cmd = self._nsenter(node)
+        path = self._tmpfile(node, config, "reload")
+        test = _run([*cmd, "python3", str(FRR_DIR / "frr-reload.py"), "--test", "--stdout", str(path)],
+                    check=False, timeout=180)
+        to_delete, to_add = _reload_sections(test.stdout)
+        output = test.stdout + test.stderr
+        if test.returncode != 0:
+            return ReloadResult(node, to_delete, to_add, applied=False, output=output)
+        if test_only:
+            return ReloadResult(node, to_delete, to_add, applied=False, output=output)
+        proc = _run([*cmd, "python3", str(FRR_DIR / "frr-reload.py"), "--reload", "--stdout", str(path)],
+                    check=False, timeout=180)
+        return ReloadResult(node, to_delete, to_add, applied=proc.returncode == 0,
+                            output=output + proc.stdout + proc.stderr)
+
+    # ------------------------------------------------------------------ teardown
+
+    def _destroy(self) -> list[str]:
+        if not self.dir.exists():
+            return []
+        leftovers = runstate.destroy(self.dir)
+        for proc in self._holder_procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                leftovers.append(f"holder {proc.pid}")
+        return leftovers
+
+    def teardown(self) -> None:
+        """Kill this twin's processes, delete its namespaces and its run folder. Idempotent."""
+        leftovers = self._destroy()
+        self._torn_down = True
+        if leftovers:
+            raise TwinError(f"teardown of {self.prefix}* left {', '.join(leftovers)}; `manage.py twin_reap` "
+                            "retries once the owner process has exited")
+
+    def __enter__(self) -> NetnsTwin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()
+
+
+# ---------------------------------------------------------------------- normalisation (TWIN.md §4)
+
+
+def _bgp_admin_down(info: dict[str, Any]) -> bool:
+    return "Admin" in str(info.get("state", "")) or info.get("peer_state") == "Admin"
+
+
+def _bgp_peers(data: Any) -> dict[str, dict[str, Any]]:
+    """`show bgp vrf all summary json` -> {peer[%vrf]: {state, remote_as, local_as, pfx_rcd, pfx_snt}}."""
+    peers: dict[str, dict[str, Any]] = {}
+    if not isinstance(data, dict):
+        return peers
+    for vrf, afs in data.items():
+        if not isinstance(afs, dict):
+            continue
+        for af in sorted(afs):
+            body = afs[af]
+            if not isinstance(body, dict) or not isinstance(body.get("peers"), dict):
+                continue
+            for peer, p in body["peers"].items():
+                key = peer if vrf == "default" else f"{peer}%{vrf}"
+                entry = peers.setdefault(key, {
+                    "state": p.get("state", "unknown"), "remote_as": p.get("remoteAs"),
+                    "local_as": p.get("localAs", body.get("as")), "pfx_rcd": 0, "pfx_snt": 0,
+                    "peer_state": p.get("peerState"),
+                })
+                entry["pfx_rcd"] += int(p.get("pfxRcd", 0) or 0)
+                entry["pfx_snt"] += int(p.get("pfxSnt", 0) or 0)
+    return peers
+
+
+def _ospf_interfaces(data: Any) -> dict[str, str]:
+    if not isinstance(data, dict):
+        return {}
+    ifaces = data.get("interfaces", data)
+    return {name: str(i.get("state", "")) for name, i in ifaces.items()
+            if isinstance(i, dict) and i.get("ospfEnabled", True) and "state" in i}
+
+
+def _ospf_neighbors(data: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if not isinstance(data, dict):
+        return out
+    for rid, adjs in (data.get("neighbors") or {}).items():
+        for adj in adjs if isinstance(adjs, list) else [adjs]:
+            iface = str(adj.get("ifaceName", "")).split(":")[0]
+            state = str(adj.get("nbrState") or adj.get("state") or "")
+            # "Full/DR" -> "Full": the DR/BDR role depends on start timing, not on the config.
+            out[f"{rid}@{iface}"] = state.split("/")[0]
+    return out
+
+
+def _ospf6_interfaces(data: Any) -> dict[str, str]:
+    if not isinstance(data, dict):
+        return {}
+    return {name: str(i.get("state", "")) for name, i in data.items()
+            if isinstance(i, dict) and i.get("attachedToArea") and "state" in i}
+
+
+def _ospf6_neighbors(data: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if not isinstance(data, dict):
+        return out
+    for n in data.get("neighbors") or []:
+        out[f"{n.get('neighborId')}@{n.get('interfaceName')}"] = str(n.get("state", ""))
+    return out
+
+
+def _bfd_peers(data: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for p in data if isinstance(data, list) else []:
+        key = f"{p.get('peer')}|{p.get('interface', '')}"
+        if p.get("vrf") not in (None, "default"):
+            key += f"%{p['vrf']}"
+        if p.get("multihop"):
+            key += "|multihop"
+        out[key] = {"status": p.get("status", "unknown")}
+    return out
+
+
+def _nexthop(nh: dict[str, Any]) -> str | None:
+    if not nh.get("active", True) and "active" in nh:
+        return None
+    if nh.get("unreachable") or nh.get("blackhole") or nh.get("reject"):
+        return "blackhole"
+    ip = nh.get("ip", "")
+    iface = nh.get("interfaceName", "")
+    if nh.get("directlyConnected") and not ip:
+        return f"@{iface}"
+    return f"{ip}@{iface}" if iface else str(ip or "?")
+
+
+def _routes(data: Any) -> dict[str, dict[str, Any]]:
+    """Selected route per prefix: protocol, distance, metric, sorted next hops (TWIN.md §4)."""
+    out: dict[str, dict[str, Any]] = {}
+    if not isinstance(data, dict):
+        return out
+    for prefix, entries in data.items():
+        for e in entries if isinstance(entries, list) else []:
+            if not e.get("selected"):
+                continue
+            hops = sorted({h for nh in e.get("nexthops", []) if (h := _nexthop(nh))})
+            out[prefix] = {"protocol": e.get("protocol"), "distance": e.get("distance", 0),
+                           "metric": e.get("metric", 0), "nexthops": hops}
+    return out
+
+
+def _bgp_best(data: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    if not isinstance(data, dict):
+        return out
+    for prefix, paths in (data.get("routes") or {}).items():
+        for p in paths if isinstance(paths, list) else []:
+            if not p.get("bestpath"):
+                continue
+            hops = p.get("nexthops") or [{}]
+            out[prefix] = {"as_path": p.get("path", ""), "nexthop": hops[0].get("ip", ""),
+                           "origin": p.get("origin", ""), "peer": p.get("peerId", "")}
+    return out
+
+
+def _interfaces(data: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    if not isinstance(data, dict):
+        return out
+    for name, i in sorted(data.items()):
+        if not isinstance(i, dict):
+            continue
+        addrs = sorted(a.get("address", "") for a in i.get("ipAddresses", []) if isinstance(a, dict))
+        out[name] = {"admin": str(i.get("administrativeStatus", "")), "oper": str(i.get("operationalStatus", "")),
+                     "addresses": addrs}
+    return out
+
+
+def _reload_sections(text: str) -> tuple[list[str], list[str]]:
+    """frr-reload.py --test output -> (lines to delete, lines to add)."""
+    sections: dict[str, list[str]] = {"delete": [], "add": []}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("Lines To Delete"):
+            current = "delete"
+        elif line.startswith("Lines To Add"):
+            current = "add"
+        elif current and line.strip() and not set(line.strip()) <= {"="}:
+            sections[current].append(line.rstrip())
+    return sections["delete"], sections["add"]

@@ -1,0 +1,191 @@
+"""The on-disk record of one twin run, and teardown from that record alone.
+
+Every run owns `/run/aegis/aegis-<id>/` (RUN_ROOT, overridable with AEGIS_TWIN_RUN_ROOT) with a
+`state.json` that is written *before* anything it names is created: the owner PID (with its
+start time, so a recycled PID is not mistaken for a live owner), the namespaces, and the
+holder and daemon PIDs (each with its start time). Teardown, whether by the twin itself or by
+`twin_reap` after a crash, works from this file only, so it removes exactly what that run
+created and nothing else:
+
+* a process is killed only when it lives inside one of the run's own network namespaces
+  (its /proc/PID/ns/net inode equals the namespace's inode), or when it is a recorded PID
+  whose start time and command line still match (a daemon of /usr/lib/frr, or the holder);
+* only namespaces listed in the state and carrying the run's `aegis-<id>-` prefix are deleted;
+* the run directory is removed last, so a half-finished teardown can be retried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from .base import NAMESPACE_PREFIX
+
+RUN_ROOT = Path(os.environ.get("AEGIS_TWIN_RUN_ROOT", "/run/aegis"))
+NETNS_DIR = Path("/run/netns")
+RUN_ID_RE = re.compile(r"^[0-9a-f]{8}$")
+
+
+def new_run_id() -> str:
+    """A short random id (8 hex digits) that is not in use on this host."""
+    while True:
+        rid = secrets.token_hex(4)
+        if not (RUN_ROOT / f"{NAMESPACE_PREFIX}{rid}").exists():
+            return rid
+
+
+def run_dir(run_id: str) -> Path:
+    return RUN_ROOT / f"{NAMESPACE_PREFIX}{run_id}"
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if PID is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and ')' - split after the last ')'.
+    rest = data[data.rfind(b")") + 2:].split()
+    try:
+        return int(rest[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def proc_cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return [p.decode(errors="replace") for p in fh.read().split(b"\0") if p]
+    except OSError:
+        return []
+
+
+def pid_matches(pid: int, start: int | None) -> bool:
+    """True when PID exists and is the same process that was recorded (same start time)."""
+    now = proc_start_time(pid)
+    return now is not None and (start is None or now == start)
+
+
+def netns_inode(name: str) -> int | None:
+    try:
+        return os.stat(NETNS_DIR / name).st_ino
+    except OSError:
+        return None
+
+
+def pid_netns_inode(pid: int | str) -> int | None:
+    try:
+        link = os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+    m = re.match(r"net:\[(\d+)\]", link)
+    return int(m.group(1)) if m else None
+
+
+def pids_in_netns(inodes: set[int]) -> list[int]:
+    """Every process whose network namespace is one of `inodes` (the same test `ip netns pids` uses)."""
+    if not inodes:
+        return []
+    own = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == own:
+            continue
+        if pid_netns_inode(entry) in inodes:
+            found.append(int(entry))
+    return found
+
+
+def state_write(path: Path, state: dict[str, Any]) -> None:
+    """Atomically replace state.json (a crash never leaves a half-written record)."""
+    tmp = path / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    os.replace(tmp, path / "state.json")
+
+
+def state_read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((path / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def owner_alive(state: dict[str, Any]) -> bool:
+    pid = state.get("owner_pid")
+    return isinstance(pid, int) and pid_matches(pid, state.get("owner_start"))
+
+
+def _recorded_pids(state: dict[str, Any]) -> list[tuple[int, int | None, str]]:
+    out: list[tuple[int, int | None, str]] = []
+    for pid, start in (state.get("holders") or {}).values():
+        out.append((pid, start, "holder"))
+    for daemons in (state.get("daemons") or {}).values():
+        for daemon, (pid, start) in daemons.items():
+            out.append((pid, start, daemon))
+    return out
+
+
+def _recorded_pid_is_ours(pid: int, start: int | None, what: str) -> bool:
+    if not pid_matches(pid, start):
+        return False
+    argv = proc_cmdline(pid)
+    if not argv:
+        return False
+    if what == "holder":
+        return os.path.basename(argv[0]) in ("sleep", "unshare", "ip")
+    return argv[0] == f"/usr/lib/frr/{what}"
+
+
+def destroy(path: Path, wait: float = 5.0) -> list[str]:
+    """Tear down the run recorded in `path`. Idempotent. Returns what could not be removed."""
+    state = state_read(path) or {}
+    prefix = f"{NAMESPACE_PREFIX}{state.get('run_id', '')}-"
+    namespaces = [ns for ns in state.get("namespaces", []) if state.get("run_id") and ns.startswith(prefix)]
+    inodes = {ino for ns in namespaces if (ino := netns_inode(ns)) is not None}
+
+    victims = set(pids_in_netns(inodes))
+    for pid, start, what in _recorded_pids(state):
+        if _recorded_pid_is_ours(pid, start, what):
+            victims.add(pid)
+    for pid in victims:
+        try:
+            # SIGKILL, not SIGTERM: the whole network is being thrown away, so there is
+            # nothing for a graceful shutdown to clean up, and a wedged daemon cannot stall us.
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + wait
+    while victims and time.monotonic() < deadline:
+        victims = {p for p in victims if proc_start_time(p) is not None and not _is_zombie(p)}
+        if victims:
+            time.sleep(0.02)
+
+    leftovers = [f"process {p} ({' '.join(proc_cmdline(p))[:60]})" for p in sorted(victims)]
+    existing = [ns for ns in namespaces if (NETNS_DIR / ns).exists()]
+    if existing:
+        subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {ns}\n" for ns in existing),
+                       capture_output=True, text=True)
+    leftovers += [f"namespace {ns}" for ns in namespaces if (NETNS_DIR / ns).exists()]
+    if not leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            leftovers.append(f"directory {path}")
+    return leftovers
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        return data[data.rfind(b")") + 2:][:1] == b"Z"
+    except OSError:
+        return False
