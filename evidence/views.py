@@ -1,3 +1,84 @@
-from django.shortcuts import render
+"""The auditor's bundle browser: filter, detail, download JSON and PDF, verify. Read-only."""
 
-# Create your views here.
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from evidence.api import bundles
+from preflight import policy
+from preflight.selectors import actor_of
+from preflight.services import audit_record
+
+
+def _date(value: str, errors: dict[str, str], name: str) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        errors[name] = f"{value!r} is not a date; use YYYY-MM-DD."
+        return None
+
+
+def filters_from(params, errors: dict[str, str]) -> bundles.BundleFilters:
+    verdict = params.get("verdict", "")
+    if verdict and verdict not in ("blocked", "needs_approval", "ship_ready"):
+        errors["verdict"] = "Choose blocked, needs_approval or ship_ready."
+        verdict = ""
+    return bundles.BundleFilters(
+        date_from=_date(params.get("date_from", ""), errors, "date_from"),
+        date_to=_date(params.get("date_to", ""), errors, "date_to"),
+        lab=params.get("lab", "")[:200], verdict=verdict, framework=params.get("framework", "")[:100],
+        operator=params.get("operator", "")[:150])
+
+
+@login_required
+def bundle_list(request: HttpRequest) -> HttpResponse:
+    if not policy.can_browse_bundles(actor_of(request.user)):
+        raise PermissionDenied("Only auditors browse sealed bundles.")
+    errors: dict[str, str] = {}
+    filters = filters_from(request.GET, errors)
+    from preflight.services import framework_choices
+
+    rows = list(bundles.bundles_for_user(request.user, filters)[:200])
+    return render(request, "evidence/bundles.html", {
+        "bundles": rows, "filters": filters, "errors": errors, "facets": bundles.bundle_facets(request.user),
+        "frameworks": framework_choices(), "nav": "bundles",
+    }, status=400 if errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def bundle_detail(request: HttpRequest, bundle_id: str) -> HttpResponse:
+    """Detail; POST runs the verifier and shows each check."""
+    bundle = bundles.access_bundle(request.user, bundle_id)
+    checks = None
+    if request.method == "POST":
+        checks = bundles.bundle_checks(bundle)
+        audit_record(actor=request.user, action="bundle.verify", target=f"bundle:{bundle.pk}",
+                     detail={"verified": bundles.checks_verified(checks)})
+    doc = json.loads(bundle.bundle_json)
+    return render(request, "evidence/bundle.html", {
+        "bundle": bundle, "checks": checks, "verified": bundles.checks_verified(checks or []),
+        "doc_keys": sorted(doc.keys()), "ledger": doc.get("ledger") or {}, "nav": "bundles",
+    })
+
+
+@login_required
+def bundle_download(request: HttpRequest, bundle_id: str, kind: str) -> HttpResponse:
+    bundle = bundles.access_bundle(request.user, bundle_id)
+    audit_record(actor=request.user, action=f"bundle.download_{kind}", target=f"bundle:{bundle.pk}")
+    if kind == "json":
+        response = HttpResponse(bundle.bundle_json.encode("ascii"), content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="aegis-bundle-{bundle.run_id}.json"'
+    else:
+        response = HttpResponse(bundles.bundle_pdf_bytes(bundle), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="aegis-report-{bundle.run_id}.pdf"'
+    return response

@@ -1,3 +1,53 @@
 from django.contrib import admin
+from guardian.admin import GuardedModelAdmin
 
-# Register your models here.
+from preflight.models import AuditEntry, ChangeRequest, Lab, PreflightRun, RunEvent
+
+
+@admin.register(Lab)
+class LabAdmin(admin.ModelAdmin):
+    list_display = ["name", "folder", "enabled", "updated"]
+    list_filter = ["enabled"]
+    readonly_fields = ["digest", "routers", "criticality", "invariants", "updated"]
+
+
+@admin.register(ChangeRequest)
+class ChangeRequestAdmin(GuardedModelAdmin):
+    list_display = ["title", "lab", "operator", "source", "created"]
+    list_filter = ["lab", "source"]
+    search_fields = ["title", "operator__username"]
+    readonly_fields = ["operator", "lab", "devices", "intent", "expect", "frameworks", "source", "created"]
+
+
+class RunEventInline(admin.TabularInline):
+    model = RunEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ["seq", "step", "status", "message", "data", "created"]
+
+
+@admin.register(PreflightRun)
+class PreflightRunAdmin(GuardedModelAdmin):
+    # Runs are evidence: the admin may look, never rewrite a verdict.
+    list_display = ["run_id", "change", "backend", "status", "verdict", "risk_tier", "created"]
+    list_filter = ["status", "verdict", "backend"]
+    search_fields = ["run_id", "change__title"]
+    readonly_fields = [f.name for f in PreflightRun._meta.fields]
+    inlines = [RunEventInline]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["at", "actor_name", "action", "target"]
+    list_filter = ["action"]
+    search_fields = ["actor_name", "target"]
+    readonly_fields = ["at", "actor", "actor_name", "action", "target", "detail"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

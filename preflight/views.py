@@ -1,3 +1,112 @@
-from django.shortcuts import render
+"""HTML views of the operator side: start page, run page, downloads. Thin: parse, authorize, call."""
 
-# Create your views here.
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from preflight import policy, selectors, services
+from preflight.forms import ChangeForm
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Send each role to its own start page."""
+    roles = selectors.roles_of(request.user)
+    if policy.OPERATOR in roles:
+        return redirect("preflight:start")
+    if policy.APPROVER in roles:
+        return redirect("promote:queue")
+    if policy.AUDITOR in roles:
+        return redirect("evidence:bundles")
+    return render(request, "aegis/no_role.html", status=403)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def start(request: HttpRequest) -> HttpResponse:
+    """The operator's start page: submit a change; my changes and runs."""
+    actor = selectors.actor_of(request.user)
+    if not policy.can_submit(actor):
+        raise PermissionDenied("Only members of the operator group can submit changes.")
+    labs = list(selectors.labs_enabled())
+    lab_name = request.POST.get("lab_name") or request.GET.get("lab") or (labs[0].name if labs else "")
+    lab = next((candidate for candidate in labs if candidate.name == lab_name), labs[0] if labs else None)
+    if request.method == "POST":
+        form = ChangeForm(request.POST, lab=lab)
+        if form.is_valid() and form.submission is not None:
+            try:
+                run = services.run_start(operator=request.user, submission=form.submission)
+            except services.ChangeInvalid as exc:
+                form.apply_errors(exc.errors)
+            else:
+                return redirect("preflight:run", run_id=run.run_id)
+        status = 400
+    else:
+        form = ChangeForm(initial={"lab": lab.pk if lab else None}, lab=lab)
+        status = 200
+    return render(request, "preflight/start.html", {
+        "form": form, "labs": labs, "lab": lab, "runs": selectors.my_runs(request.user),
+    }, status=status)
+
+
+@login_required
+def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
+    """The run page: live steps, then the verdict, diffs, findings and downloads."""
+    run = selectors.access_run(request.user, run_id)
+    events = selectors.events_after(run, 0)
+    result = run.result or {}
+    from promote.selectors import approvals_for_run
+
+    facts = selectors.run_facts(run)
+    refusal = policy.decide_refusal(selectors.actor_of(request.user), facts,
+                                    high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS)
+    return render(request, "preflight/run.html", {
+        "run": run, "change": run.change, "events": events, "steps": selectors.run_steps(run, events),
+        "result": result, "chart": selectors.routes_chart(result), "blast": selectors.blast_radius(result),
+        "diff_nodes": sorted(((result.get("diff") or {}).get("nodes") or {}).items()),
+        "approvals": approvals_for_run(run), "approval_state": selectors.run_approval_state(run),
+        "can_decide": refusal is None, "last_seq": events[-1].seq if events else 0,
+        "simulated": facts.tier != "real",
+    })
+
+
+@login_required
+def run_result_json(request: HttpRequest, run_id: str) -> HttpResponse:
+    run = selectors.access_run(request.user, run_id)
+    if run.result is None:
+        raise Http404("The run has no result yet.")
+    response = JsonResponse(run.result, json_dumps_params={"indent": 2, "sort_keys": True})
+    response["Content-Disposition"] = f'attachment; filename="aegis-result-{run.run_id}.json"'
+    return response
+
+
+def _sealed_file(path: str, root_hint: str) -> Path:
+    """A sealed file of a run, only from inside AEGIS's own directories."""
+    if not path:
+        raise Http404(f"The run has no {root_hint} yet (not sealed).")
+    file = Path(path).resolve()
+    allowed = [Path(settings.AEGIS_RUNS_DIR).resolve(), Path(settings.AEGIS_HOME).resolve()]
+    if not any(file.is_relative_to(root) for root in allowed) or not file.is_file():
+        raise Http404(f"The {root_hint} file is not available on this server.")
+    return file
+
+
+@login_required
+def run_download(request: HttpRequest, run_id: str, kind: str) -> HttpResponse:
+    """The sealed bundle (JSON) or examiner PDF of a run the user may view."""
+    run = selectors.access_run(request.user, run_id)
+    if kind == "bundle":
+        file = _sealed_file(run.bundle_path, "bundle")
+        content_type, name = "application/json", f"aegis-bundle-{run.run_id}.json"
+    else:
+        file = _sealed_file(run.pdf_path, "PDF")
+        content_type, name = "application/pdf", f"aegis-report-{run.run_id}.pdf"
+    services.audit_record(actor=request.user, action=f"run.download_{kind}", target=f"run:{run.run_id}")
+    return FileResponse(file.open("rb"), as_attachment=True, filename=name, content_type=content_type)

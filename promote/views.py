@@ -1,3 +1,64 @@
-from django.shortcuts import render
+"""Approver pages: the sign-off queue and the decision page. Thin: authorize, call a service."""
 
-# Create your views here.
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from preflight import policy, selectors
+from promote import selectors as promote_selectors
+from promote import services
+
+
+def _require_approver(request: HttpRequest) -> None:
+    if not selectors.actor_of(request.user).has_role(policy.APPROVER):
+        raise PermissionDenied("Only members of the approver group see the sign-off queue.")
+
+
+@login_required
+def queue(request: HttpRequest) -> HttpResponse:
+    """Runs that need a decision from this approver, oldest first, with risk and blast radius."""
+    _require_approver(request)
+    return render(request, "promote/queue.html", {
+        "queue": selectors.approval_queue(request.user), "mine": promote_selectors.approvals_by_user(request.user),
+        "nav": "queue",
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def decide(request: HttpRequest, run_id: str) -> HttpResponse:
+    """The run's diff, rollback and findings, and the approve/reject form."""
+    _require_approver(request)
+    run = selectors.access_run(request.user, run_id)
+    errors: dict[str, str] = {}
+    comment = ""
+    if request.method == "POST":
+        decision = request.POST.get("decision", "")
+        comment = request.POST.get("comment", "")
+        try:
+            services.approval_decide(run=run, approver=request.user, decision=decision, comment=comment)
+        except services.DecisionInvalid as exc:
+            errors[exc.field] = str(exc)
+        except services.DecisionRefused as exc:
+            errors["__all__"] = str(exc)
+        else:
+            messages.success(request, f"Your decision on {run.run_id} is recorded: {decision}.")
+            return redirect("promote:queue")
+    facts = selectors.run_facts(run)
+    refusal = policy.decide_refusal(selectors.actor_of(request.user), facts,
+                                    high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS)
+    result = run.result or {}
+    return render(request, "promote/decide.html", {
+        "run": run, "change": run.change, "result": result, "blast": selectors.blast_radius(result),
+        "diff_nodes": sorted(((result.get("diff") or {}).get("nodes") or {}).items()),
+        "approvals": promote_selectors.approvals_for_run(run), "approval_state": selectors.run_approval_state(run),
+        "refusal": refusal, "errors": errors, "comment": comment, "simulated": facts.tier != "real",
+        "required": policy.approvals_required(run.risk_tier, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS),
+        "nav": "queue",
+    }, status=400 if errors else 200)

@@ -1,0 +1,70 @@
+"""REST API of the bundle browser: list with filters, detail, downloads, verify. Read-only."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from evidence.api import bundles
+from evidence.api.serializers import BundleSerializer, BundleVerifySerializer
+from evidence.views import filters_from
+from preflight.api.views import AegisAPIView
+from preflight.selectors import actor_of
+from preflight.services import audit_record
+
+FILTER_PARAMS = [
+    OpenApiParameter("date_from", OpenApiTypes.DATE), OpenApiParameter("date_to", OpenApiTypes.DATE),
+    OpenApiParameter("lab", str), OpenApiParameter("verdict", str, enum=["blocked", "needs_approval", "ship_ready"]),
+    OpenApiParameter("framework", str), OpenApiParameter("operator", str),
+]
+
+
+class BundleListView(AegisAPIView):
+    @extend_schema(parameters=FILTER_PARAMS, responses=BundleSerializer(many=True),
+                   summary="Sealed bundles you may see (auditors: all), newest first, 500 at most")
+    def get(self, request: Request) -> Response:
+        actor = actor_of(request.user)
+        if not actor.is_superuser and not actor.groups:
+            raise PermissionDenied("You are in no AEGIS role group.")
+        errors: dict[str, str] = {}
+        filters = filters_from(request.query_params, errors)
+        if errors:
+            raise ValidationError({k: [v] for k, v in errors.items()})
+        return Response(BundleSerializer(bundles.bundles_for_user(request.user, filters)[:500], many=True).data)
+
+
+class BundleDetailView(AegisAPIView):
+    @extend_schema(responses=BundleSerializer, summary="One sealed bundle's catalogue row")
+    def get(self, request: Request, bundle_id: str) -> Response:
+        return Response(BundleSerializer(bundles.access_bundle(request.user, bundle_id)).data)
+
+
+class BundleDownloadView(AegisAPIView):
+    @extend_schema(responses={(200, "application/json"): OpenApiTypes.BINARY, (200, "application/pdf"): OpenApiTypes.BINARY},
+                   summary="Download the sealed bundle JSON (exact sealed bytes) or the examiner PDF")
+    def get(self, request: Request, bundle_id: str, kind: str) -> HttpResponse:
+        bundle = bundles.access_bundle(request.user, bundle_id)
+        audit_record(actor=request.user, action=f"bundle.download_{kind}", target=f"bundle:{bundle.pk}")
+        if kind == "json":
+            response = HttpResponse(bundle.bundle_json.encode("ascii"), content_type="application/json")
+            response["Content-Disposition"] = f'attachment; filename="aegis-bundle-{bundle.run_id}.json"'
+        else:
+            response = HttpResponse(bundles.bundle_pdf_bytes(bundle), content_type="application/pdf")
+            response["Content-Disposition"] = f'attachment; filename="aegis-report-{bundle.run_id}.pdf"'
+        return response
+
+
+class BundleVerifyView(AegisAPIView):
+    @extend_schema(request=None, responses=BundleVerifySerializer,
+                   summary="Run the offline verifier over the bundle with the site's keys; every check")
+    def post(self, request: Request, bundle_id: str) -> Response:
+        bundle = bundles.access_bundle(request.user, bundle_id)
+        checks = bundles.bundle_checks(bundle)
+        verified = bundles.checks_verified(checks)
+        audit_record(actor=request.user, action="bundle.verify", target=f"bundle:{bundle.pk}",
+                     detail={"verified": verified})
+        return Response({"verified": verified, "checks": checks})

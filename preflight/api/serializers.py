@@ -1,0 +1,74 @@
+"""API shapes for runs, events, approvals. Parsing only; rules live in services and policy."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from preflight.models import PreflightRun, RunEvent
+
+
+class RunSubmitSerializer(serializers.Serializer):
+    lab = serializers.SlugField(help_text="Lab name, e.g. triangle")
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    devices = serializers.DictField(child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+                                    required=False, default=dict,
+                                    help_text="Config lines per device: {\"r1\": \"ip route ...\\n\"}")
+    intent = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000,
+                                   help_text="Natural-language intent, instead of devices (LLM proposal)")
+    expect = serializers.DictField(required=False, allow_null=True, default=None,
+                                   help_text="Intended effects: prefixes_added/removed/changed, sessions_removed/added")
+    frameworks = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
+    backend = serializers.ChoiceField(choices=["netns", "simulator"], required=False, allow_blank=True, default="")
+
+
+class RunAcceptedSerializer(serializers.Serializer):
+    run_id = serializers.CharField()
+    status = serializers.CharField()
+    url = serializers.CharField()
+    events_url = serializers.CharField()
+
+
+class RunEventSerializer(serializers.ModelSerializer):
+    at = serializers.DateTimeField(source="created")
+
+    class Meta:
+        model = RunEvent
+        fields = ["seq", "step", "status", "message", "data", "at"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    lab = serializers.CharField(source="change.lab.name")
+    title = serializers.CharField(source="change.title")
+    operator = serializers.CharField(source="change.operator.username")
+    frameworks = serializers.ListField(source="change.frameworks", child=serializers.CharField())
+    approval_state = serializers.SerializerMethodField()
+    sealed = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PreflightRun
+        fields = ["run_id", "lab", "title", "operator", "backend", "status", "verdict", "risk_tier", "risk_score",
+                  "error", "last_seq", "bundle_digest", "sealed", "approval_state", "frameworks", "created",
+                  "started", "finished"]
+
+    def get_approval_state(self, run: PreflightRun) -> str:
+        from preflight.selectors import run_approval_state
+
+        return run_approval_state(run)
+
+    def get_sealed(self, run: PreflightRun) -> bool:
+        return bool(run.bundle_digest)
+
+
+class DecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["approve", "reject"])
+    comment = serializers.CharField(max_length=4000)
+
+
+class ApprovalSerializer(serializers.Serializer):
+    run_id = serializers.CharField(source="run.run_id")
+    approver = serializers.CharField(source="approver.username")
+    decision = serializers.CharField()
+    comment = serializers.CharField()
+    subject_digest = serializers.CharField()
+    created = serializers.DateTimeField()

@@ -1,0 +1,152 @@
+"""REST API for runs and approvals. Each view parses, authorizes and makes one service/selector call.
+
+Errors: 400 with field errors, 401 without credentials, 403 when the role or object is not
+allowed, 404 for an unknown id. Token auth first, so an anonymous client is told to send a token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from preflight import policy, selectors, services
+from preflight.api.serializers import (
+    ApprovalSerializer,
+    DecisionSerializer,
+    RunAcceptedSerializer,
+    RunEventSerializer,
+    RunSerializer,
+    RunSubmitSerializer,
+)
+from preflight.models import Lab
+
+
+class AegisAPIView(APIView):
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+
+
+def api_errors(errors: dict[str, list[str]]) -> dict[str, Any]:
+    """ChangeInvalid field names to API field errors: device:r1 -> {"devices": {"r1": [...]}}."""
+    out: dict[str, Any] = {}
+    for key, messages in errors.items():
+        if key.startswith("device:"):
+            out.setdefault("devices", {})[key.split(":", 1)[1]] = messages
+        elif key == "__all__":
+            out.setdefault("non_field_errors", []).extend(messages)
+        elif key in ("prefixes_added", "prefixes_removed", "prefixes_changed", "sessions_removed", "sessions_added"):
+            out.setdefault("expect", {})[key] = messages
+        else:
+            out[key] = messages
+    return out
+
+
+class RunSubmitView(AegisAPIView):
+    @extend_schema(request=RunSubmitSerializer, responses={202: RunAcceptedSerializer},
+                   summary="Submit a change for preflight; the run executes in the background")
+    def post(self, request: Request) -> Response:
+        if not policy.can_submit(selectors.actor_of(request.user)):
+            raise PermissionDenied("Only members of the operator group can submit changes.")
+        ser = RunSubmitSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = ser.validated_data
+        lab = Lab.objects.filter(name=data["lab"], enabled=True).first()
+        if lab is None:
+            names = ", ".join(selectors.labs_enabled().values_list("name", flat=True)) or "(none registered)"
+            raise ValidationError({"lab": [f"Unknown lab {data['lab']!r}; available: {names}."]})
+        submission = services.Submission(
+            lab=lab, title=data["title"], description=data["description"], devices=data["devices"],
+            intent=data["intent"], expect=data["expect"], frameworks=data["frameworks"], backend=data["backend"],
+            source="api")
+        try:
+            run = services.run_start(operator=request.user, submission=submission)
+        except services.ChangeInvalid as exc:
+            raise ValidationError(api_errors(exc.errors)) from None
+        body = {"run_id": run.run_id, "status": run.status,
+                "url": reverse("api:run", args=[run.run_id]),
+                "events_url": reverse("api:run_events", args=[run.run_id])}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class RunListView(AegisAPIView):
+    @extend_schema(responses=RunSerializer(many=True), summary="Runs you may see, newest first (100 at most)")
+    def get(self, request: Request) -> Response:
+        runs = selectors.runs_for_user(request.user).order_by("-created")[:100]
+        return Response(RunSerializer(runs, many=True).data)
+
+
+class RunDetailView(AegisAPIView):
+    @extend_schema(responses=RunSerializer, summary="One run: status, verdict, risk, seal")
+    def get(self, request: Request, run_id: str) -> Response:
+        return Response(RunSerializer(selectors.access_run(request.user, run_id)).data)
+
+
+class RunResultView(AegisAPIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="The result document (docs/result-format.md)")
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.access_run(request.user, run_id)
+        if run.result is None:
+            return Response({"detail": f"Run {run.run_id} has no result yet (status {run.status})."},
+                            status=status.HTTP_404_NOT_FOUND)
+        return Response(run.result)
+
+
+class RunEventsView(AegisAPIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="Only events with seq greater than this")],
+        responses=RunEventSerializer(many=True), summary="Progress events after a seq (catch-up)")
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.access_run(request.user, run_id)
+        raw = request.query_params.get("after", "0") or "0"
+        try:
+            after = int(raw)
+            if after < 0:
+                raise ValueError
+        except ValueError:
+            raise ValidationError({"after": [f"{raw!r} is not a non-negative whole number (a seq)."]}) from None
+        return Response(RunEventSerializer(selectors.events_after(run, after), many=True).data)
+
+
+class RunApprovalsView(AegisAPIView):
+    @extend_schema(responses=ApprovalSerializer(many=True), summary="Decisions recorded on a run")
+    def get(self, request: Request, run_id: str) -> Response:
+        from promote.selectors import approvals_for_run
+
+        run = selectors.access_run(request.user, run_id)
+        return Response(ApprovalSerializer(approvals_for_run(run), many=True).data)
+
+    @extend_schema(request=DecisionSerializer, responses={201: ApprovalSerializer},
+                   summary="Approve or reject a run that needs approval (approvers; never your own)")
+    def post(self, request: Request, run_id: str) -> Response:
+        from promote import services as promote_services
+
+        if not selectors.actor_of(request.user).has_role(policy.APPROVER):
+            raise PermissionDenied("Only members of the approver group can approve or reject runs.")
+        run = selectors.access_run(request.user, run_id)
+        ser = DecisionSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        try:
+            approval = promote_services.approval_decide(run=run, approver=request.user, **ser.validated_data)
+        except promote_services.DecisionInvalid as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from None
+        except promote_services.DecisionRefused as exc:
+            raise PermissionDenied(str(exc)) from None
+        return Response(ApprovalSerializer(approval).data, status=status.HTTP_201_CREATED)
+
+
+class ApprovalQueueView(AegisAPIView):
+    @extend_schema(responses=RunSerializer(many=True), summary="Runs waiting for your decision, oldest first")
+    def get(self, request: Request) -> Response:
+        if not selectors.actor_of(request.user).has_role(policy.APPROVER):
+            raise PermissionDenied("Only members of the approver group see the sign-off queue.")
+        return Response(RunSerializer(selectors.approval_queue(request.user), many=True).data)

@@ -1,0 +1,524 @@
+"""Writes of the preflight app: labs, change submission, run execution, run events, audit.
+
+Views, API views, tasks and consumers stay thin and call these. Each function says what it
+changes and which permission it assumes the caller has already checked (or checks itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from preflight import policy
+from preflight.models import AuditEntry, ChangeRequest, Lab, PreflightRun, RunEvent
+from preflight.selectors import actor_of
+
+log = logging.getLogger("aegis.web")
+
+BACKENDS = ("netns", "simulator")
+
+
+# ---------------------------------------------------------------------------- audit
+
+
+def audit_record(*, actor: Any, action: str, target: str, detail: dict[str, Any] | None = None) -> AuditEntry:
+    """Append one audit entry. Assumes nothing; callers record after they acted."""
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    name = getattr(actor, "username", "") or "anonymous"
+    return AuditEntry.objects.create(actor=user, actor_name=name, action=action, target=target,
+                                     detail=detail or {})
+
+
+# ---------------------------------------------------------------------------- labs
+
+
+def lab_dir(lab: Lab) -> Path:
+    folder = Path(lab.folder)
+    return folder if folder.is_absolute() else Path(settings.AEGIS_LABS_DIR) / folder
+
+
+def lab_sync(*, labs_dir: Path | None = None) -> list[Lab]:
+    """Create or refresh a `Lab` row for every folder under AEGIS_LABS_DIR holding a `.clab.yml`.
+
+    A lab that does not load is skipped with a warning naming the file and field to fix.
+    Admin-only (management command); no permission check here.
+    """
+    from preflight.twin.base import TopologyError
+    from preflight.twin.topology import load_lab
+
+    root = Path(labs_dir or settings.AEGIS_LABS_DIR)
+    synced: list[Lab] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.clab.yml"))
+        if len(files) != 1:
+            continue
+        try:
+            topology = load_lab(folder)
+        except TopologyError as exc:
+            log.warning("lab %s skipped: %s", folder, exc)
+            continue
+        digest = "sha256:" + hashlib.sha256(files[0].read_bytes()).hexdigest()
+        invariants = _lab_invariants(folder)
+        try:
+            rel = str(folder.resolve().relative_to(Path(settings.AEGIS_LABS_DIR).resolve()))
+        except ValueError:
+            rel = str(folder.resolve())
+        lab, _ = Lab.objects.update_or_create(
+            name=topology.name[:64] or folder.name,
+            defaults={
+                "folder": rel,
+                "digest": digest,
+                "routers": topology.routers(),
+                "criticality": {
+                    n: node.labels.get("aegis.criticality", "")
+                    for n, node in topology.nodes.items()
+                    if node.role == "frr"
+                },
+                "invariants": invariants,
+            },
+        )
+        synced.append(lab)
+    return synced
+
+
+def _lab_invariants(folder: Path) -> list[Any]:
+    """The lab's declared must-hold checks (aegis.yml), shown on the start page; [] if none."""
+    import yaml
+
+    path = folder / "aegis.yml"
+    if not path.is_file():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return []
+    found = data.get("invariants") if isinstance(data, dict) else None
+    return found if isinstance(found, list) else []
+
+
+def lab_topology(lab: Lab):
+    from preflight.twin.topology import load_lab
+
+    return load_lab(lab_dir(lab))
+
+
+# ---------------------------------------------------------------------------- submission
+
+
+class ChangeInvalid(Exception):
+    """A submission that cannot run. `errors` maps a field name to messages saying what to fix.
+
+    Field names: lab, title, description, intent, backend, frameworks, expect,
+    `device:<node>` for a device's config, and `__all__`.
+    """
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def _error_field(message: str, devices: dict[str, str]) -> str:
+    """Map a pipeline ChangeError message to the form field it is about."""
+    text = message.lstrip("`")
+    if text.startswith("title"):
+        return "title"
+    if text.startswith("description"):
+        return "description"
+    for key in ("prefixes_added", "prefixes_removed", "prefixes_changed", "sessions_removed", "sessions_added"):
+        if f"expect.{key}" in message:
+            return key
+    if text.startswith("expect") or "`expect" in message:
+        return "expect"
+    for node in devices:
+        if message.startswith((f"device {node}:", f"device {node!r}", f"device {node},")):
+            return f"device:{node}"
+    return "__all__"
+
+
+def change_validate(
+    *,
+    lab: Lab,
+    title: str,
+    description: str,
+    devices: dict[str, str],
+    expect: dict[str, Any] | None,
+    source: str,
+) -> dict[str, Any]:
+    """Validate a change as the pipeline will (change rules + guards) and return the change dict.
+
+    Raises ChangeInvalid with per-field messages; reads the lab from disk, changes nothing.
+    """
+    from preflight.core.change import ChangeError, change_from_parts
+    from preflight.core.guards import GuardRejection, precheck
+    from preflight.twin.base import TopologyError
+
+    try:
+        topology = lab_topology(lab)
+    except (TopologyError, OSError) as exc:
+        raise ChangeInvalid({"lab": [f"Lab {lab.name} cannot be loaded: {exc}"]}) from None
+    try:
+        change = change_from_parts(title=title, description=description, devices=devices, expect=expect,
+                                   source=source, topology=topology)
+        precheck(change, topology)
+    except GuardRejection as exc:
+        field = f"device:{exc.device}" if exc.device in devices else "__all__"
+        raise ChangeInvalid({field: [str(exc)]}) from None
+    except ChangeError as exc:
+        raise ChangeInvalid({_error_field(str(exc), devices): [str(exc)]}) from None
+    return change
+
+
+@dataclass
+class Submission:
+    lab: Lab
+    title: str
+    description: str = ""
+    devices: dict[str, str] | None = None
+    intent: str = ""
+    expect: dict[str, Any] | None = None
+    frameworks: list[str] | None = None
+    backend: str = ""
+    source: str = "form"
+
+
+def run_start(*, operator: Any, submission: Submission) -> PreflightRun:
+    """Record a change request and its run, grant the operator view rights, enqueue the run on commit.
+
+    Checks the operator role itself (refuses with PermissionError); validates the change as the
+    pipeline will (ChangeInvalid), so nothing is written for bad input.
+    """
+    if not policy.can_submit(actor_of(operator)):
+        raise PermissionError("Only members of the operator group can submit changes.")
+    sub = submission
+    backend = sub.backend or settings.AEGIS_TWIN_BACKEND
+    errors: dict[str, list[str]] = {}
+    if backend not in BACKENDS:
+        errors["backend"] = [f"Unknown twin backend {backend!r}; choose one of: {', '.join(BACKENDS)}."]
+    if not sub.lab.enabled:
+        errors["lab"] = [f"Lab {sub.lab.name} is disabled by an administrator."]
+    frameworks = list(dict.fromkeys(sub.frameworks or []))
+    unknown = sorted(set(frameworks) - set(framework_ids()))
+    if unknown:
+        errors["frameworks"] = [f"Unknown framework(s): {', '.join(unknown)}."]
+    devices = {k: v for k, v in (sub.devices or {}).items() if v and v.strip()}
+    intent = (sub.intent or "").strip()
+    if devices and intent:
+        errors["__all__"] = ["Give either config per device or an intent, not both."]
+    elif not devices and not intent:
+        errors["__all__"] = ["Paste the config lines for at least one device (or describe an intent)."]
+    if errors:
+        raise ChangeInvalid(errors)
+    if intent:
+        source = "llm"
+        change_dict: dict[str, Any] = {"title": sub.title, "description": sub.description, "devices": {},
+                                       "expect": sub.expect or {}}
+        if not sub.title.strip():
+            raise ChangeInvalid({"title": ["Give the change a one-line title."]})
+    else:
+        source = sub.source
+        change_dict = change_validate(lab=sub.lab, title=sub.title, description=sub.description,
+                                      devices=devices, expect=sub.expect, source=source)
+    with transaction.atomic():
+        change = ChangeRequest.objects.create(
+            operator=operator,
+            lab=sub.lab,
+            title=change_dict["title"],
+            description=change_dict["description"],
+            devices=change_dict["devices"],
+            intent=intent,
+            expect=sub.expect or {},
+            frameworks=frameworks,
+            source=source,
+        )
+        run = PreflightRun.objects.create(change=change, backend=backend)
+        assign_perm("preflight.view_changerequest", operator, change)
+        assign_perm("preflight.view_preflightrun", operator, run)
+        event_append(run=run, step="queued", status="info", message=f"Queued on the {backend} twin.")
+        audit_record(actor=operator, action="run.submit", target=f"run:{run.run_id}",
+                     detail={"lab": sub.lab.name, "backend": backend, "source": source})
+        transaction.on_commit(lambda: run_dispatch(run.pk))
+    return run
+
+
+def framework_ids() -> list[str]:
+    return [f["id"] for f in framework_choices()]
+
+
+def framework_choices() -> list[dict[str, str]]:
+    """Frameworks from the compliance catalogues; the site defaults until those exist."""
+    try:
+        from compliance.catalogues import framework_list
+
+        return [{"id": f["id"], "title": f.get("title", f["id"])} for f in framework_list()]
+    except (ImportError, OSError, KeyError, ValueError):
+        return [{"id": f, "title": f} for f in settings.AEGIS_FRAMEWORKS]
+
+
+# ---------------------------------------------------------------------------- dispatch
+
+
+def dispatch_mode() -> str:
+    """celery when a broker is configured; else the in-process worker thread (a first try).
+
+    AEGIS_RUN_DISPATCH overrides: "inline" runs the job in the committing thread (tests).
+    """
+    forced = getattr(settings, "AEGIS_RUN_DISPATCH", "")
+    if forced:
+        return forced
+    return "celery" if settings.CELERY_BROKER_URL else "thread"
+
+
+def run_dispatch(run_pk: int) -> None:
+    """Hand a committed run to whatever executes runs here. Called from on_commit only."""
+    mode = dispatch_mode()
+    if mode == "celery":
+        from preflight.tasks import run_execute_task
+
+        run_execute_task.delay(run_pk)
+    elif mode == "inline":
+        run_execute(run_pk=run_pk)
+    else:
+        from preflight import worker
+
+        worker.submit(run_pk)
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def run_group(run_id: str) -> str:
+    return f"aegis-run-{run_id}"
+
+
+def _json_safe(data: Any) -> Any:
+    return json.loads(json.dumps(data or {}, default=str))
+
+
+def event_append(*, run: PreflightRun, step: str, status: str, message: str = "",
+                 data: dict[str, Any] | None = None) -> RunEvent:
+    """Write the next event of a run (seq allocated under a row lock), publish it after commit."""
+    with transaction.atomic():
+        locked = PreflightRun.objects.select_for_update().only("id", "last_seq").get(pk=run.pk)
+        seq = locked.last_seq + 1
+        PreflightRun.objects.filter(pk=run.pk).update(last_seq=seq)
+        event = RunEvent.objects.create(run_id=run.pk, seq=seq, step=step[:40], status=status[:10],
+                                        message=message, data=_json_safe(data))
+        run.last_seq = seq
+        payload = event.as_dict()
+        run_id = run.run_id
+        transaction.on_commit(lambda: event_publish(run_id, payload))
+    return event
+
+
+def event_publish(run_id: str, event: dict[str, Any]) -> None:
+    """Notify websocket clients of a committed event. Never raises: the database is the record."""
+    try:
+        from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        message = {"type": "run.event", "event": event}
+        group = run_group(run_id)
+        if isinstance(layer, InMemoryChannelLayer):
+            # The in-memory layer lives in one event loop (the ASGI server's); hand the send to
+            # that loop, or nobody is listening in this process and there is nothing to do.
+            from preflight.consumers import server_loop
+
+            loop = server_loop()
+            if loop is None or loop.is_closed():
+                return
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                loop.create_task(layer.group_send(group, message))
+            else:
+                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
+            return
+        from asgiref.sync import async_to_sync
+
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:  # noqa: BLE001 - a lost notification is recovered by catch-up by seq
+        log.warning("could not publish event %s of run %s", event.get("seq"), run_id, exc_info=True)
+
+
+# ---------------------------------------------------------------------------- execution
+
+
+def run_execute(*, run_pk: int) -> str:
+    """Execute one queued run: propose (intent), pipeline, persist, seal, grant. Returns the status.
+
+    Safe to call twice (a redelivered task): a finished or failed run is left alone. Never raises
+    for a run that exists: every failure becomes status `failed` with a message and an event.
+    """
+    with transaction.atomic():
+        run = PreflightRun.objects.select_for_update().select_related("change", "change__lab",
+                                                                     "change__operator").get(pk=run_pk)
+        if run.done:
+            return run.status
+        restarted = run.status == PreflightRun.STATUS_RUNNING
+        run.status = PreflightRun.STATUS_RUNNING
+        run.started = timezone.now()
+        run.save(update_fields=["status", "started"])
+    if restarted:
+        event_append(run=run, step="run", status="info",
+                     message="The worker that had this run stopped; starting it again from the beginning.")
+    event_append(run=run, step="run", status="started", message=f"Worker picked up the run ({run.backend} twin).")
+    try:
+        result = _pipeline(run)
+    except Exception as exc:  # noqa: BLE001 - recorded as a failed run, shown to the operator
+        return _run_fail(run, exc)
+    _run_finish(run, result)
+    _run_seal(run, result)
+    return run.status
+
+
+def _progress_for(run: PreflightRun):
+    def progress(step: str, status: str, message: str, data: dict[str, Any]) -> None:
+        event_append(run=run, step=step, status=status, message=message, data=data)
+
+    return progress
+
+
+def _pipeline(run: PreflightRun) -> dict[str, Any]:
+    from preflight.core.change import change_from_parts
+    from preflight.core.pipeline import run_preflight
+
+    change = run.change
+    topology = lab_topology(change.lab)
+    if change.intent:
+        change_dict = _propose(run, topology)
+    else:
+        change_dict = change_from_parts(title=change.title, description=change.description,
+                                        devices=change.devices, expect=change.expect or None,
+                                        source=change.source, topology=topology)
+    return run_preflight(
+        lab_dir(change.lab),
+        change_dict,
+        backend=run.backend,
+        run_id=run.run_id,
+        progress=_progress_for(run),
+        converge_timeout=float(settings.AEGIS_TWIN_CONVERGE_TIMEOUT_S),
+    )
+
+
+class ProposalFailed(Exception):
+    """The LLM gave no usable change; the message says why."""
+
+
+class RunAborted(Exception):
+    """The run could not go on for a reason outside the change (e.g. the server restarted)."""
+
+
+def _propose(run: PreflightRun, topology) -> dict[str, Any]:
+    from preflight.llm.propose import propose_change
+
+    event_append(run=run, step="propose", status="started", message="Asking the LLM for a change.")
+    proposal = propose_change(run.change.intent, topology)
+    if proposal.error or not proposal.change:
+        event_append(run=run, step="propose", status="failed", message=proposal.error or "no change proposed",
+                     data={"provenance": proposal.provenance})
+        raise ProposalFailed(f"The LLM did not propose a usable change: {proposal.error or 'empty answer'}")
+    change = dict(proposal.change)
+    change.setdefault("title", run.change.title)
+    ChangeRequest.objects.filter(pk=run.change.pk).update(devices=change.get("devices", {}))
+    event_append(run=run, step="propose", status="ok",
+                 message=f"Proposed config for {', '.join(sorted(change.get('devices', {})))}.",
+                 data={"provenance": proposal.provenance})
+    return change
+
+
+def _run_fail(run: PreflightRun, exc: BaseException) -> str:
+    from preflight.core.change import ChangeError
+    from preflight.core.guards import GuardRejection
+    from preflight.twin.base import TopologyError
+
+    if isinstance(exc, ChangeError | GuardRejection | TopologyError | ProposalFailed | RunAborted):
+        message = str(exc)
+    else:
+        # An unexpected error: the operator gets a plain sentence, the log gets the traceback.
+        log.error("run %s failed:\n%s", run.run_id, "".join(traceback.format_exception(exc)))
+        message = f"The run stopped on an internal error ({type(exc).__name__}: {exc}). An admin can see the log."
+    PreflightRun.objects.filter(pk=run.pk).update(status=PreflightRun.STATUS_FAILED, error=message,
+                                                  finished=timezone.now())
+    run.status = PreflightRun.STATUS_FAILED
+    event_append(run=run, step="run", status="failed", message=message, data={"status": "failed"})
+    return run.status
+
+
+def _run_finish(run: PreflightRun, result: dict[str, Any]) -> None:
+    risk = result.get("risk") or {}
+    with transaction.atomic():
+        PreflightRun.objects.filter(pk=run.pk).update(
+            status=PreflightRun.STATUS_FINISHED,
+            verdict=result.get("verdict", ""),
+            risk_tier=risk.get("tier", ""),
+            risk_score=risk.get("score"),
+            result=_json_safe(result),
+            finished=timezone.now(),
+        )
+        run.status = PreflightRun.STATUS_FINISHED
+        run.verdict = result.get("verdict", "")
+        if run.verdict == "needs_approval":
+            # Approvers see the runs that need them; nobody else gains anything.
+            approvers, _ = Group.objects.get_or_create(name=policy.APPROVER)
+            assign_perm("preflight.view_preflightrun", approvers, run)
+        event_append(run=run, step="run", status="ok" if run.verdict != "blocked" else "info",
+                     message=f"Verdict: {run.verdict.replace('_', ' ')}.",
+                     data={"status": "finished", "verdict": run.verdict, "risk": risk.get("tier")})
+
+
+def _run_seal(run: PreflightRun, result: dict[str, Any]) -> None:
+    """Seal the evidence bundle and the examiner PDF, when the evidence app provides sealing."""
+    try:
+        from evidence.services import run_seal
+    except ImportError:
+        event_append(run=run, step="seal", status="info", message="Sealing is not installed on this site.")
+        return
+    event_append(run=run, step="seal", status="started", message="Sealing the evidence bundle.")
+    change = run.change
+    started = time.monotonic()
+    try:
+        outcome = run_seal(result, lab_dir=lab_dir(change.lab), change_text=None,
+                           out_dir=Path(settings.AEGIS_RUNS_DIR) / run.run_id,
+                           frameworks=list(change.frameworks), operator=change.operator.username)
+    except Exception as exc:  # noqa: BLE001 - the verdict stands; the missing seal is said plainly
+        log.error("sealing run %s failed:\n%s", run.run_id, "".join(traceback.format_exception(exc)))
+        PreflightRun.objects.filter(pk=run.pk).update(error=f"Sealing failed: {exc}")
+        event_append(run=run, step="seal", status="failed", message=f"Sealing failed: {exc}")
+        return
+    PreflightRun.objects.filter(pk=run.pk).update(
+        bundle_digest=str(outcome.digest), bundle_path=str(outcome.bundle_path or ""),
+        pdf_path=str(outcome.pdf_path or ""))
+    run.bundle_digest = str(outcome.digest)
+    event_append(run=run, step="seal", status="ok",
+                 message=f"Sealed {outcome.digest} in {time.monotonic() - started:.1f} s.",
+                 data={"digest": str(outcome.digest), "bundle_id": str(outcome.bundle_id)})
+
+
+def runs_recover() -> int:
+    """Fail runs left queued/running by an in-process worker that is gone (server restart).
+
+    Only for thread dispatch, at server start: a Celery broker redelivers its own tasks.
+    """
+    stale = list(PreflightRun.objects.filter(status__in=[PreflightRun.STATUS_QUEUED,
+                                                          PreflightRun.STATUS_RUNNING]))
+    for run in stale:
+        _run_fail(run, RunAborted("The server restarted while this run was waiting or running; "
+                                      "submit it again."))
+    return len(stale)

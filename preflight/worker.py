@@ -1,0 +1,57 @@
+"""The in-process worker: runs preflight jobs on threads inside the web process.
+
+For a first try with no broker configured: one command (`manage.py serve`) brings up the
+web app and executes runs with live progress, without blocking the request that submitted
+them. A site sets CELERY_BROKER_URL and runs Celery workers instead (privileged, on hosts
+that may spawn twins), and the web process stays unprivileged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from django.db import close_old_connections, connection
+
+log = logging.getLogger("aegis.worker")
+
+_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None:
+            # Each twin is several FRR daemons per node: a small pool bounds the host's load.
+            workers = int(os.environ.get("AEGIS_INPROCESS_WORKERS", "2"))
+            _executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="aegis-run")
+        return _executor
+
+
+def _execute(run_pk: int) -> str:
+    from preflight import services
+
+    close_old_connections()
+    try:
+        return services.run_execute(run_pk=run_pk)
+    except Exception:
+        log.exception("run %s crashed the in-process worker thread", run_pk)
+        raise
+    finally:
+        connection.close()  # this thread's own connection; never leak one per run
+
+
+def submit(run_pk: int) -> Future:
+    """Queue one run on the in-process pool; returns at once."""
+    return _pool().submit(_execute, run_pk)
+
+
+def shutdown(wait: bool = True) -> None:
+    global _executor
+    with _lock:
+        pool, _executor = _executor, None
+    if pool is not None:
+        pool.shutdown(wait=wait)
