@@ -178,14 +178,20 @@ def _rule_baseline_and_diff(ctx: RunContext) -> tuple[str, str]:
     )
 
 
+# Reason codes of preflight/core/verdict.py that mean the twin test itself did not complete.
+_TWIN_FAILURE_CODES = ("SPAWN_FAILED", "BASELINE_NOT_CONVERGED", "APPLY_REJECTED", "CHANGE_NOT_CONVERGED")
+
+
 def _converge_failure(ctx: RunContext) -> str | None:
+    for reason in ctx.result.get("reasons") or []:
+        if isinstance(reason, dict) and reason.get("code") in _TWIN_FAILURE_CODES:
+            return f"the twin test did not complete ({reason['code']}): {reason.get('message', '')}".rstrip(
+                ": "
+            )
     twin = ctx.section("twin")
     for key, label in (("baseline_convergence_s", "the baseline"), ("change_convergence_s", "the change")):
         if not isinstance(twin.get(key), (int, float)):
             return f"the twin did not converge after {label} within its bound"
-    for reason in ctx.result.get("reasons") or []:
-        if isinstance(reason, dict) and "CONVERGE" in str(reason.get("code", "")).upper():
-            return f"the twin did not converge: {reason.get('message', reason.get('code'))}"
     return None
 
 
@@ -214,12 +220,16 @@ def _rule_twin_verification(ctx: RunContext) -> tuple[str, str]:
         return NOT_SATISFIED, "no verification results: " + _twin_not_run_why(ctx)
     if ctx.section("twin").get("tier") != "real":
         return NOT_SATISFIED, "verification ran on a simulated twin, not real FRR."
+    # Undeclared losses block (verdict rules); undeclared gains only raise the risk tier.
     undeclared = diff.get("undeclared") or []
+    losses = [u for u in undeclared if not isinstance(u, dict) or u.get("loss", True)]
+    gains = len(undeclared) - len(losses)
     invariants = [i for i in ctx.result.get("invariants") or [] if isinstance(i, dict)]
     failed = [i for i in invariants if not i.get("ok")]
     problems = []
-    if undeclared:
-        problems.append(f"{len(undeclared)} undeclared change(s) in the twin (first: {undeclared[0]})")
+    if losses:
+        first = losses[0].get("message", losses[0]) if isinstance(losses[0], dict) else losses[0]
+        problems.append(f"{len(losses)} loss(es) not declared in the change's expect (first: {first})")
     if failed:
         first = failed[0]
         problems.append(
@@ -228,12 +238,13 @@ def _rule_twin_verification(ctx: RunContext) -> tuple[str, str]:
         )
     if problems:
         return NOT_SATISFIED, "; ".join(problems) + "."
+    noted = f" ({gains} undeclared gain(s) raised the risk tier)" if gains else ""
     if not invariants:
-        return (
-            SATISFIED,
-            "no undeclared route, session or reachability change in the twin; the lab declares no invariants.",
+        return SATISFIED, (
+            f"no undeclared loss of route, session or reachability in the twin{noted}; "
+            "the lab declares no invariants."
         )
-    return SATISFIED, f"no undeclared change in the twin and all {len(invariants)} invariant(s) hold."
+    return SATISFIED, f"no undeclared loss in the twin{noted} and all {len(invariants)} invariant(s) hold."
 
 
 def _rule_twin_vs_production(ctx: RunContext) -> tuple[str, str]:
@@ -256,6 +267,15 @@ def _rule_rollback(ctx: RunContext) -> tuple[str, str]:
     rollback = ctx.section("rollback")
     if not rollback:
         return NOT_SATISFIED, "rollback was not rehearsed: " + _twin_not_run_why(ctx)
+    stuck = [
+        r
+        for r in ctx.result.get("reasons") or []
+        if isinstance(r, dict) and r.get("code") == "ROLLBACK_NOT_CONVERGED"
+    ]
+    if stuck:
+        return NOT_SATISFIED, f"rollback did not settle in the twin: {stuck[0].get('message', '')}".rstrip(
+            ": "
+        ) + "."
     if rollback.get("verified") is True:
         lines = rollback.get("lines") if isinstance(rollback.get("lines"), dict) else {}
         count = sum(len(v) for v in lines.values() if isinstance(v, list))

@@ -86,7 +86,15 @@ _CLEAN: dict[str, Any] = {
         "reachability_lost": [],
         "reachability_gained": [],
         "intended": ["r1 +10.42.0.0/24", "r2 +10.42.0.0/24"],
-        "undeclared": [],
+        "undeclared": [
+            {
+                "kind": "route_added",
+                "node": "r3",
+                "key": "10.42.0.0/24",
+                "message": "r3 gained route 10.42.0.0/24 (bgp)",
+                "loss": False,
+            }
+        ],
     },
     "invariants": [
         {
@@ -136,3 +144,46 @@ def variant(**changes: Any) -> dict[str, Any]:
 
 
 DELETE = object()
+
+
+def sealed_bundle(result: dict[str, Any], controls: list[dict], frameworks: list[str]) -> dict[str, Any]:
+    """A bundle in the layout docs/evidence.md describes (DSSE envelope over an in-toto Statement,
+    digest = SHA-256 of the payload), signed with a fresh Ed25519 key."""
+    import base64
+    import hashlib
+
+    import rfc8785
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "change", "digest": {"sha256": "ab" * 32}}],
+        "predicateType": "https://aegis.local/attestation/preflight-evidence/v1",
+        "predicate": {
+            "run_id": result["run_id"],
+            "verdict": result["verdict"],
+            "result": result,
+            "frameworks": frameworks,
+            "controls": controls,
+            "seal": {
+                "sealed_at": "2026-11-25T19:30:15Z",
+                "operator": result.get("operator"),
+                "keyid": "k" * 32,
+            },
+        },
+    }
+    body = rfc8785.dumps(statement)
+    payload_type = "application/vnd.in-toto+json"
+    pae = b"DSSEv1 %d %s %d %s" % (len(payload_type), payload_type.encode(), len(body), body)
+    sig = Ed25519PrivateKey.generate().sign(pae)
+    return {
+        "format": "aegis.evidence.bundle/v1",
+        "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+        "dsseEnvelope": {
+            "payloadType": payload_type,
+            "payload": base64.b64encode(body).decode(),
+            "signatures": [{"keyid": "k" * 32, "sig": base64.b64encode(sig).decode()}],
+        },
+        "ledger": {"origin": "aegis.test/ledger", "kind": "bundle", "index": 7, "leaf_hash": "00" * 32},
+        "keys": {},
+    }
