@@ -828,6 +828,9 @@ def _interfaces(data: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+_LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d+ ")
+
+
 def _reload_sections(text: str) -> tuple[list[str], list[str]]:
     """frr-reload.py --test output -> (lines to delete, lines to add)."""
     sections: dict[str, list[str]] = {"delete": [], "add": []}
@@ -837,6 +840,8 @@ def _reload_sections(text: str) -> tuple[list[str], list[str]]:
             current = "delete"
         elif line.startswith("Lines To Add"):
             current = "add"
+        elif _LOG_LINE.match(line):
+            continue  # frr-reload's own log, also printed with --stdout
         elif current and line.strip() and not set(line.strip()) <= {"="}:
             sections[current].append(line.rstrip())
     return sections["delete"], sections["add"]

@@ -1,0 +1,52 @@
+"""Remove the leftovers of twins whose owner process died (a crashed worker, a killed test).
+
+Only run folders under RUN_ROOT named `aegis-<8 hex>` are considered, and only those whose
+recorded owner process is gone (PID absent, or reused by a process with another start time).
+Everything is removed from the run's own record (see `runstate.destroy`), so a namespace or
+process that AEGIS did not create - even one whose name starts with `aegis-` - is never touched.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from . import runstate
+from .base import NAMESPACE_PREFIX
+
+_RUN_DIR_RE = re.compile(rf"^{re.escape(NAMESPACE_PREFIX)}([0-9a-f]{{8}})$")
+# A run folder without state.json is a spawn that died between mkdir and the first write
+# (nothing else exists yet); leave a young one alone, its owner may be writing right now.
+_EMPTY_DIR_GRACE_S = 60.0
+
+
+def twin_reap() -> list[str]:
+    """Tear down every twin whose owner process is dead; return the run ids removed."""
+    removed: list[str] = []
+    if not runstate.RUN_ROOT.is_dir():
+        return removed
+    for path in sorted(runstate.RUN_ROOT.iterdir()):
+        m = _RUN_DIR_RE.match(path.name)
+        if not m or not path.is_dir():
+            continue
+        state = runstate.state_read(path)
+        if state is None:
+            if time.time() - path.stat().st_mtime < _EMPTY_DIR_GRACE_S:
+                continue
+        elif state.get("run_id") != m.group(1) or runstate.owner_alive(state):
+            continue
+        if not runstate.destroy(path):
+            removed.append(m.group(1))
+    return removed
+
+
+def twin_runs() -> list[dict]:
+    """Every recorded run on this host, with whether its owner is alive (for reporting)."""
+    runs = []
+    if runstate.RUN_ROOT.is_dir():
+        for path in sorted(runstate.RUN_ROOT.iterdir()):
+            if _RUN_DIR_RE.match(path.name) and (state := runstate.state_read(path)):
+                runs.append({"run_id": state.get("run_id"), "lab": state.get("lab"), "label": state.get("label"),
+                             "owner_pid": state.get("owner_pid"), "owner_alive": runstate.owner_alive(state),
+                             "namespaces": len(state.get("namespaces", []))})
+    return runs
