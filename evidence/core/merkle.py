@@ -143,3 +143,24 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     return fr == old_root and sr == new_root and sn == 0
+
+
+def prefix_roots(leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """Roots of the trees of size 1..n in one pass (O(n log n)), for checking every checkpoint.
+
+    Keeps the right edge of the tree: the roots of the perfect subtrees that make up the
+    current size, largest first; folding them right to left gives MTH of that prefix.
+    """
+    edge: list[tuple[int, bytes]] = []  # (subtree size, hash)
+    roots: list[bytes] = []
+    for leaf in leaf_hashes:
+        size, h = 1, leaf
+        while edge and edge[-1][0] == size:
+            left_size, left = edge.pop()
+            size, h = left_size + size, node_hash(left, h)
+        edge.append((size, h))
+        acc = edge[-1][1]
+        for _, left in reversed(edge[:-1]):
+            acc = node_hash(left, acc)
+        roots.append(acc)
+    return roots

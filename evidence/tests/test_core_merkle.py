@@ -139,3 +139,10 @@ def test_out_of_range_requests_are_errors_not_proofs():
     with pytest.raises(ValueError):
         consistency_proof(MANY[:3], 4)
     assert not verify_inclusion(MANY[0], -1, 3, [], root(MANY[:3]))
+
+
+def test_prefix_roots_equal_the_root_of_every_prefix():
+    from evidence.core.merkle import prefix_roots
+
+    assert prefix_roots(MANY) == [root(MANY[:n]) for n in range(1, len(MANY) + 1)]
+    assert [r.hex() for r in prefix_roots(HASHES)] == CT_ROOTS[1:]
