@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 Origin = tuple[str, int | None]  # ("baseline" | "change", line number in the change or None)
 
@@ -293,13 +294,23 @@ def statements(text: str, origin_kind: str, numbered: bool) -> list[tuple[Origin
     return [((origin_kind, i if numbered else None), line) for i, line in enumerate(text.split("\n"), start=1)]
 
 
+@lru_cache(maxsize=1024)
+def baseline_model(baseline: str) -> FrrConfig:
+    """The model of an unchanged config, cached: callers must treat it as read-only."""
+    return parse(statements(baseline, "baseline", False))
+
+
+@lru_cache(maxsize=4096)
 def config_model(baseline: str, change: str | None = None) -> FrrConfig:
     """The model of a device's config after the change is entered on top of its baseline.
+
+    Cached (the stress test parses the same texts thousands of times): treat the returned
+    model as read-only.
 
     The change is parsed with a fresh context, exactly as the twin enters it in a new
     `configure terminal` session.
     """
-    model = parse(statements(baseline, "baseline", False))
+    model = parse(statements(baseline, "baseline", False))  # a fresh model: change lines mutate it
     if change:
         model = parse(statements(change, "change", True), model)
     return model

@@ -245,23 +245,43 @@ def _twin_phases(run: _Run, state: dict[str, Any], lab_dir: Path, change: dict[s
     def twin_progress(step: str, status: str, message: str, data: dict[str, Any]) -> None:
         run.emit(run.current, "info", f"{step}: {message}" if message else step, data)
 
+    # The twin is kept the moment spawn returns it: if anything fails after that (even the
+    # progress sink reporting "spawn ok"), `finally` still tears it down.
+    spawned: list[Any] = []
     twin = None
     try:
         try:
-            twin = run.step("spawn", lambda: be.spawn(topology, run_id, twin_progress),
-                            f"{len(topology.nodes)} nodes on the {state['facts']['backend']} backend")
+            run.step("spawn", lambda: spawned.append(be.spawn(topology, run_id, twin_progress)),
+                     f"{len(topology.nodes)} nodes on the {state['facts']['backend']} backend")
         except _StepFailed:
+            twin = spawned[0] if spawned else None
+            state["twin"] = twin
             run.reasons[-1] = reason("SPAWN_FAILED", run.reasons[-1]["message"])
             return
+        twin = spawned[0]
         state["twin"] = twin
         state["facts"] = dict(getattr(twin, "facts", {}) or state["facts"])
         _run_on_twin(run, state, twin, change, invariants, converge_timeout)
     finally:
         if twin is not None:
-            try:
-                run.step("teardown", twin.teardown, "stopping daemons, deleting namespaces")
-            except _StepFailed:
-                run.reasons[-1] = reason("TEARDOWN_FAILED", run.reasons[-1]["message"])
+            _teardown(run, twin)
+
+
+def _teardown(run: _Run, twin: Any) -> None:
+    """Tear the twin down exactly once, whatever the progress sink or the twin does."""
+    run.current = "teardown"
+    t0 = time.monotonic()
+    _emit_guarded(run, "teardown", "started", "stopping daemons, deleting namespaces")
+    status, detail = "ok", ""
+    try:
+        twin.teardown()
+    except Exception as exc:  # noqa: BLE001 - reported as a blocking reason, never raised
+        status, detail = "failed", f"{type(exc).__name__}: {exc}"
+        run.reasons.append(reason("TEARDOWN_FAILED", f"teardown failed: {detail} (the reaper removes leftovers)"))
+    seconds = round(time.monotonic() - t0, 3)
+    run.timings["teardown"] = seconds
+    run.steps.append({"name": "teardown", "status": status, "seconds": seconds})
+    _emit_guarded(run, "teardown", status, detail or f"{seconds:.2f} s", {"seconds": seconds})
 
 
 def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, Any],

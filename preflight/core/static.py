@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from preflight.core.frrconf import FrrConfig, config_model
+from preflight.core.frrconf import FrrConfig, baseline_model, config_model
 from preflight.twin.base import Topology
 
 VTYSH = "vtysh"
@@ -109,7 +109,8 @@ def semantic_check(change: dict[str, Any], topology: Topology) -> list[dict[str,
     devices: dict[str, str] = change["devices"]
     models: dict[str, FrrConfig] = {}
     for name in topology.routers():
-        models[name] = config_model(topology.nodes[name].frr_conf or "", devices.get(name))
+        base = topology.nodes[name].frr_conf or ""
+        models[name] = config_model(base, devices[name]) if name in devices else baseline_model(base)
     out: list[dict[str, Any]] = []
     owners = _address_owners(models)
     topo_ifaces = _topology_interfaces(topology)
