@@ -1,0 +1,20 @@
+"""Django shell of the compliance core: site defaults from settings."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from compliance.catalogues import frameworks_check
+from compliance.crosswalk import controls_for
+
+
+def frameworks_default() -> list[str]:
+    """The site's default frameworks (settings.AEGIS_FRAMEWORKS), checked against the catalogues."""
+    return frameworks_check(list(settings.AEGIS_FRAMEWORKS))
+
+
+def controls_for_run(
+    result: dict, frameworks: list[str] | None = None, *, approvals: list[dict] | None = None, **kwargs
+) -> list[dict]:
+    """`controls_for` with the frameworks chosen for the change, or the site default when none were chosen."""
+    return controls_for(result, frameworks or frameworks_default(), approvals=approvals, **kwargs)
