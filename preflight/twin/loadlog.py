@@ -29,6 +29,7 @@ _ROUTE_MAP_MISSING = re.compile(r"^The route-map '([^']+)' does not exist\.$")
 _NOISE = (
     "% Can't open configuration file",  # vtysh -N looking for its own vtysh.conf
     "Note: this version of vtysh never writes vtysh.conf",
+    "Configuration file[",  # vtysh's summary ("... processing failure: 2") of the lines listed above
 )
 
 

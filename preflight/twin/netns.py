@@ -15,6 +15,7 @@ All state lives in `runstate` (one directory per run); teardown works from it al
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import random
@@ -60,6 +61,7 @@ ROUTER_SYSCTLS = (
     # Keep addresses on an interface that goes down (as FRR on a production box expects).
     "net.ipv6.conf.all.keep_addr_on_down=1",
 )
+OSPF_MIN_STABLE_S = 6.5  # see converge(): ospfd's 5 s ABR task delay plus a margin
 SMALL_LAB_ROUTERS = 12  # all loopback pairs are pinged up to this many routers; a sample above
 SAMPLE_PAIRS = 120
 WORKERS = 12  # concurrent helper processes; the machine has 2 cores, most time is waiting
@@ -494,14 +496,19 @@ class NetnsTwin:
 
         Settled = every BGP session Established, no OSPF interface Waiting, OSPF neighbours
         Full (2-Way between DROthers), BFD up, and the kernel FIB of every router unchanged
-        for `stable_for` seconds. A session that stays down for good (a peer that does not
-        exist, an admin shutdown, a VRF the kernel lacks) must not stall the run: when
-        everything, down sessions included, has been unchanged for `quiet_for` seconds
+        for `stable_for` seconds (at least 6.5 s when OSPF runs). A session that stays down
+        for good (a peer that does not exist, an admin shutdown, a VRF the kernel lacks) must
+        not stall the run: when everything, down sessions included, has been unchanged for `quiet_for` seconds
         (default max(3 x stable_for, 10 s)) the network counts as settled and the down
         sessions are listed in `down`. `seconds` runs from this call to the moment the final
         state was first seen. The FIB is read from /proc/<holder>/net (no process per poll);
         vtysh is asked only once the FIB has been still for a moment.
         """
+        if any(d in self.topology.nodes[n].daemons for n in self.routers for d in ("ospfd", "ospf6d")):
+            # ospfd runs its ABR/ASBR task (summaries into other areas, external defaults) 5 s
+            # after a topology change (OSPF_TASK_DELAY), with nothing visible before it: a
+            # shorter window declares a multi-area network settled before its summaries exist.
+            stable_for = max(stable_for, OSPF_MIN_STABLE_S)
         quiet = quiet_for if quiet_for is not None else max(3 * stable_for, 10.0)
         t0 = time.monotonic()
         last_fib: dict[str, str] = {}
@@ -572,14 +579,15 @@ class NetnsTwin:
         }
 
     def loopbacks(self, nodes: dict[str, Any] | None = None) -> dict[str, list[str]]:
-        """Router -> its IPv4 /32 addresses on lo (the reachability targets)."""
+        """Router -> its host addresses on lo (IPv4 /32, IPv6 /128): the reachability targets."""
         if nodes is None:
             nodes = {n: {"interfaces": _interfaces(self.vtysh_json(n, "show interface json")[0])} for n in self.routers}
         out = {}
         for n, snap in nodes.items():
             addrs = snap["interfaces"].get("lo", {}).get("addresses", [])
             out[n] = sorted(a.split("/")[0] for a in addrs
-                            if a.endswith("/32") and ":" not in a and not a.startswith("127."))
+                            if (a.endswith("/32") and ":" not in a and not a.startswith("127."))
+                            or (a.endswith("/128") and a != "::1/128" and not a.startswith("fe80")))
         return out
 
     def snapshot(self, reachability: bool = True) -> dict[str, Any]:
@@ -600,15 +608,20 @@ class NetnsTwin:
         by_src: dict[str, list[str]] = {}
         for s, _, a in pairs:
             by_src.setdefault(s, []).append(a)
-        results = dict(zip(by_src, _parallel(lambda s: self._ping_many(s, sorted(set(by_src[s]))), by_src),
-                           strict=True))
+        results = dict(zip(by_src, _parallel(lambda s: self._ping_many(s, sorted(set(by_src[s])), loopbacks[s]),
+                                             by_src), strict=True))
         return {"pairs": {f"{s}->{d}:{a}": results[s].get(a, False) for s, d, a in pairs},
                 "sampled": sampled, "seed": seed}
 
-    def _ping_many(self, src: str, addresses: list[str]) -> dict[str, bool]:
+    def _ping_many(self, src: str, addresses: list[str], sources: list[str]) -> dict[str, bool]:
+        # Loopback to loopback: the ping is sourced from the router's own loopback, so the reply
+        # must be routed back to it (a link address is often not announced anywhere).
         # One process per source node; the pings inside run concurrently.
-        script = "for a in " + " ".join(addresses) + "; do (ping -n -q -c 2 -i 0.2 -W 1 $a >/dev/null 2>&1 " \
-                 "&& echo \"ok $a\" || echo \"fail $a\") & done; wait"
+        cmds = []
+        for a in addresses:
+            flag = _source_flag(a, sources)
+            cmds.append(f"(ping -n -q -c 2 -i 0.2 -W 1 {flag} {a} >/dev/null 2>&1 && echo 'ok {a}' || echo 'fail {a}') &")
+        script = "\n".join(cmds) + "\nwait"
         out = _run(["ip", "netns", "exec", self.ns(src), "sh", "-c", script], check=False, timeout=60).stdout
         res = {}
         for line in out.splitlines():
@@ -616,13 +629,26 @@ class NetnsTwin:
             res[addr] = status == "ok"
         return res
 
-    def reach(self, src: str, address: str, count: int = 1) -> bool:
+    def reach(self, src: str, address: str, count: int = 1, source: str | None = None) -> bool:
+        """Ping `address` from node `src`. The source address is `src`'s loopback of the same
+        family when it has one (as in the reachability matrix); pass `source=""` to let the
+        kernel pick the outgoing interface's address instead."""
         if src not in self.topology.nodes or self.topology.nodes[src].role == "bridge":
             raise TwinError(f"unknown node {src!r}")
-        if not re.match(r"^[0-9a-fA-F:.]+$", address):
-            raise TwinError(f"not an IP address: {address!r}")
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise TwinError(f"not an IP address: {address!r}") from None
+        if source is None and src in self.holders:
+            flag = _source_flag(address, self.loopbacks({src: {"interfaces": _interfaces(
+                self.vtysh_json(src, "show interface json")[0])}})[src])
+        elif source:
+            ipaddress.ip_address(source)
+            flag = f"-I {source}"
+        else:
+            flag = ""
         proc = _run(["ip", "netns", "exec", self.ns(src), "ping", "-n", "-q", "-c", str(max(1, count)),
-                     "-i", "0.2", "-W", "1", address], check=False, timeout=30 + count)
+                     "-i", "0.2", "-W", "1", *flag.split(), address], check=False, timeout=30 + count)
         return proc.returncode == 0
 
     # ------------------------------------------------------------------ change
@@ -695,6 +721,12 @@ class NetnsTwin:
 
 
 # ---------------------------------------------------------------------- normalisation (TWIN.md §4)
+
+
+def _source_flag(address: str, sources: list[str]) -> str:
+    v6 = ":" in address
+    same = [s for s in sources if (":" in s) == v6]
+    return f"-I {same[0]}" if same else ""
 
 
 def _bgp_admin_down(info: dict[str, Any]) -> bool:
