@@ -91,7 +91,12 @@ def differences_from_production(topology: Topology, facts: dict[str, Any]) -> li
             out.append(f"FRR version: the lab names image {image}; the twin ran FRR {host or 'none (simulated)'}")
     out.append("no management plane: management interfaces, AAA, SNMP, syslog and NTP are not modelled")
     out.append("external peers outside the lab (transit, customers) are absent; only the lab's routers exist")
-    return out
+    # The backend's own list (it knows its limits best), then ours, without repeats.
+    merged: list[str] = []
+    for line in list(facts.get("differences_from_production") or []) + out:
+        if line not in merged:
+            merged.append(line)
+    return merged
 
 
 def _backend_resolve(backend: str | Backend) -> Backend:
@@ -161,13 +166,16 @@ def run_preflight(
     progress: Progress = no_progress,
     converge_timeout: float = 120.0,
     llm: dict[str, Any] | None = None,
+    stable_for: float = 3.0,
     topology: Topology | None = None,
     invariants: list[dict[str, Any]] | None = None,
     syntax_check: bool = True,
 ) -> dict[str, Any]:
     """Verify `change` on a twin of the lab and decide; returns the result document.
 
-    `topology` and `invariants` may be passed pre-loaded (the stress test does, to run
+    `stable_for`: seconds the routing tables must stay still to count as settled (with the
+    lab's `frr defaults datacenter` timers updates propagate in milliseconds; see
+    docs/pipeline.md). `topology` and `invariants` may be passed pre-loaded (the stress test does, to run
     thousands of times); `syntax_check=False` skips `vtysh --dryrun` (only the stress test).
     """
     started_at = datetime.now(UTC)
@@ -202,7 +210,7 @@ def run_preflight(
     try:
         if not run.reasons:
             _twin_phases(run, state, lab_dir, change, topology, invariants, backend, run_id,
-                         converge_timeout, syntax_check)
+                         (converge_timeout, stable_for), syntax_check)
     except _StepFailed:
         pass
     except Exception as exc:  # noqa: BLE001 - defensive: the pipeline never raises after input
@@ -228,8 +236,8 @@ def _emit_guarded(run: _Run, step: str, status: str, message: str, data: dict[st
 
 
 def _twin_phases(run: _Run, state: dict[str, Any], lab_dir: Path, change: dict[str, Any], topology: Topology,
-                 invariants: list[dict[str, Any]], backend: str | Backend, run_id: str, converge_timeout: float,
-                 syntax_check: bool) -> None:
+                 invariants: list[dict[str, Any]], backend: str | Backend, run_id: str,
+                 bounds: tuple[float, float], syntax_check: bool) -> None:
     findings = run.step("static", lambda: static_check(change, topology, syntax_check=syntax_check),
                         "FRR's parser and semantic checks")
     state["findings"] = findings
@@ -261,7 +269,7 @@ def _twin_phases(run: _Run, state: dict[str, Any], lab_dir: Path, change: dict[s
         twin = spawned[0]
         state["twin"] = twin
         state["facts"] = dict(getattr(twin, "facts", {}) or state["facts"])
-        _run_on_twin(run, state, twin, change, invariants, converge_timeout)
+        _run_on_twin(run, state, twin, change, invariants, bounds)
     finally:
         if twin is not None:
             _teardown(run, twin)
@@ -285,10 +293,15 @@ def _teardown(run: _Run, twin: Any) -> None:
 
 
 def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, Any],
-                 invariants: list[dict[str, Any]], converge_timeout: float) -> None:
+                 invariants: list[dict[str, Any]], bounds: tuple[float, float]) -> None:
+    converge_timeout, stable_for = bounds
+
+    def settle() -> Any:
+        return twin.converge(converge_timeout, stable_for)
+
     devices = sorted(change["devices"])
     conv = state["conv"]
-    cr = run.step("converge_baseline", lambda: twin.converge(converge_timeout), "baseline settling")
+    cr = run.step("converge_baseline", settle, "baseline settling")
     conv["baseline"] = cr
     if not cr.converged:
         run.reasons.append(reason("BASELINE_NOT_CONVERGED",
@@ -305,7 +318,7 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
             state["rejected"].append({"node": rl.node, "line": rl.line, "line_no": rl.line_no,
                                       "message": rl.message})
             run.reasons.append(reason("APPLY_REJECTED", f"{rl.node} refused `{rl.line}`: {rl.message}"))
-    cr = run.step("converge_change", lambda: twin.converge(converge_timeout), "network settling after the change")
+    cr = run.step("converge_change", settle, "network settling after the change")
     conv["change"] = cr
     if not cr.converged:
         run.reasons.append(reason("CHANGE_NOT_CONVERGED",
@@ -338,11 +351,11 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
     for r in inv:
         if not r["ok"]:
             run.reasons.append(reason("INVARIANT_VIOLATED", f"{r['kind']} {_spec_text(r['spec'])}: {r['detail']}"))
-    _rollback(run, state, twin, devices, before, after, converge_timeout)
+    _rollback(run, state, twin, devices, before, after, settle, converge_timeout)
 
 
 def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], before: dict[str, str],
-              after: dict[str, str], converge_timeout: float) -> None:
+              after: dict[str, str], settle: Any, converge_timeout: float) -> None:
     """Inverse of what actually changed (frr-reload deltas to the baseline), proven by S2 == S0."""
     rb: dict[str, Any] = {"lines": {}, "deltas": {}, "verified": False, "mismatch": []}
     state["rollback"] = rb
@@ -356,7 +369,7 @@ def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], b
             rb["lines"][d] = rollback_lines(rr.lines_to_delete, rr.lines_to_add)
 
     run.step("rollback", do_rollback, "restoring the baseline config (frr-reload deltas)")
-    cr = run.step("converge_rollback", lambda: twin.converge(converge_timeout), "network settling after rollback")
+    cr = run.step("converge_rollback", settle, "network settling after rollback")
     state["conv"]["rollback"] = cr
     if not cr.converged:
         run.reasons.append(reason("ROLLBACK_NOT_CONVERGED",
@@ -376,23 +389,12 @@ def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], b
 
 
 def rollback_lines(to_delete: list[str], to_add: list[str]) -> list[str]:
-    """frr-reload's delta as lines an operator can keep: deletions as `no …`, then additions."""
-    out = []
-    for ln in to_delete:
-        out.append(_negate(ln))
-    out += list(to_add)
-    return out
+    """frr-reload's delta as lines an operator can keep and paste into configuration mode.
 
-
-def _negate(line: str) -> str:
-    # frr-reload reports context lines joined as "router bgp 65001\n neighbor …"; negate the
-    # innermost command and keep its context.
-    parts = line.split("\n")
-    last = parts[-1]
-    indent = last[: len(last) - len(last.lstrip())]
-    body = last.strip()
-    negated = body[3:] if body.startswith("no ") else f"no {body}"
-    return "\n".join(parts[:-1] + [indent + negated])
+    frr-reload prints its "Lines To Delete" already negated and in context (`router bgp 1` /
+    ` no network …`), followed by "Lines To Add"; entered in that order they reach the target.
+    """
+    return list(to_delete) + list(to_add)
 
 
 def _config_norm(text: str) -> list[str]:

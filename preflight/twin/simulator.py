@@ -142,12 +142,22 @@ class SimulatedTwin:
         if node not in self.configs:
             raise TwinError(f"no router {node} in this twin")
         applied, rejected = [], []
+        running_as = _model(self.configs[node]).bgp_asn
+        refused_block = False  # after a refused `router bgp`, its indented lines fail too (as in vtysh)
         for i, line in enumerate(lines.split("\n"), start=1):
             stripped = line.strip()
             if not stripped or stripped.startswith(("!", "#")):
                 continue
+            if not line[:1].isspace():
+                refused_block = False
             first = stripped.split()[0].lower()
-            if self.faults.get("rejected_apply") and not rejected:
+            words = stripped.split()
+            if words[:2] == ["router", "bgp"] and len(words) == 3 and running_as and words[2] != running_as:
+                rejected.append(RejectedLine(node, stripped, f"% BGP is already running; AS is {running_as}", i))
+                refused_block = True
+            elif refused_block and line[:1].isspace():
+                rejected.append(RejectedLine(node, stripped, f"% Unknown command: {stripped}", i))
+            elif self.faults.get("rejected_apply") and not rejected:
                 self.fired.append("rejected_apply")
                 rejected.append(RejectedLine(node, stripped, "% Unknown command (simulated fault)", i))
             elif first not in KNOWN_WORDS:
@@ -174,7 +184,8 @@ class SimulatedTwin:
         self._maybe_raise("reload_config")
         current = _config_lines(self.configs[node])
         target = _config_lines(config)
-        delete = [ln for ln in current if ln not in target]
+        # Same shape as frr-reload's report: deletions already negated, then additions.
+        delete = [ln[3:] if ln.startswith("no ") else f"no {ln}" for ln in current if ln not in target]
         add = [ln for ln in target if ln not in current]
         if not test_only:
             self.configs[node] = config
