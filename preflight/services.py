@@ -273,7 +273,8 @@ def framework_choices() -> list[dict[str, str]]:
 def dispatch_mode() -> str:
     """celery when a broker is configured; else the in-process worker thread (a first try).
 
-    AEGIS_RUN_DISPATCH overrides: "inline" runs the job in the committing thread (tests).
+    AEGIS_RUN_DISPATCH overrides: "inline" runs the job in the committing thread (tests),
+    "manual" leaves it queued.
     """
     forced = getattr(settings, "AEGIS_RUN_DISPATCH", "")
     if forced:
@@ -290,10 +291,12 @@ def run_dispatch(run_pk: int) -> None:
         run_execute_task.delay(run_pk)
     elif mode == "inline":
         run_execute(run_pk=run_pk)
-    else:
+    elif mode == "thread":
         from preflight import worker
 
         worker.submit(run_pk)
+    elif mode != "manual":  # manual: left queued for an admin or a test to execute
+        log.error("AEGIS_RUN_DISPATCH=%r is not celery, thread, inline or manual; run %s stays queued", mode, run_pk)
 
 
 # ---------------------------------------------------------------------------- events
