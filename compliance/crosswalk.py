@@ -127,11 +127,25 @@ def _twin_not_run_why(ctx: RunContext) -> str:
     return "the twin did not run" + (f": {reasons}." if reasons else ".")
 
 
+def _simulated(ctx: RunContext, what: str) -> tuple[str, str] | None:
+    """Twin-derived evidence from the seeded simulator is never evidence (DESIGN: never promotable)."""
+    twin = ctx.section("twin")
+    if twin and twin.get("tier") != "real":
+        return NOT_SATISFIED, (
+            f"{what} came from the {twin.get('tier', 'unknown')} twin ({twin.get('backend', '?')} backend), "
+            "not from real FRR daemons: simulated evidence never counts."
+        )
+    return None
+
+
 def _rule_impact_analysis(ctx: RunContext) -> tuple[str, str]:
     risk = ctx.section("risk")
     diff = ctx.section("diff")
     if not diff:
         return NOT_SATISFIED, "no impact analysis: " + _twin_not_run_why(ctx)
+    simulated = _simulated(ctx, "the impact analysis")
+    if simulated:
+        return simulated
     if not risk.get("tier"):
         return NOT_SATISFIED, "the state diff is present but no risk tier was assessed."
     nodes = diff.get("nodes") if isinstance(diff.get("nodes"), dict) else {}
@@ -171,10 +185,19 @@ def _rule_baseline_and_diff(ctx: RunContext) -> tuple[str, str]:
         return NOT_SATISFIED, "no baseline snapshot: " + _twin_not_run_why(ctx)
     if not diff:
         return NOT_SATISFIED, "a baseline snapshot was taken but no after-change diff exists."
+    simulated = _simulated(ctx, "the baseline snapshot")
+    if simulated:
+        return simulated
     nodes = baseline.get("nodes") if isinstance(baseline.get("nodes"), dict) else {}
+    pinned = ctx.section("lab").get("node_configs")
     return SATISFIED, (
         f"baseline snapshot of {len(nodes)} node(s) (RIBs, sessions, adjacencies, reachability) "
-        "and the per-node diff after the change are in the bundle; lab configs are pinned by digest."
+        "and the per-node diff after the change are in the bundle"
+        + (
+            f"; the {len(pinned)} node configs are pinned by SHA-256."
+            if isinstance(pinned, dict) and pinned
+            else "."
+        )
     )
 
 
@@ -208,8 +231,9 @@ def _rule_twin_test(ctx: RunContext) -> tuple[str, str]:
     if failure:
         return NOT_SATISFIED, failure + "."
     return SATISFIED, (
-        f"tested in a separate twin of real FRR {twin.get('frr_version', '?')} daemons in Linux network namespaces "
-        f"({twin.get('nodes', '?')} nodes, {twin.get('links', '?')} links): baseline converged in "
+        f"tested in a separate twin of real FRR {twin.get('frr_version', '?')} daemons "
+        f"({twin.get('backend', '?')} backend, {twin.get('nodes', '?')} nodes, {twin.get('links', '?')} links): "
+        "baseline converged in "
         f"{twin['baseline_convergence_s']:.1f} s, the change in {twin['change_convergence_s']:.1f} s."
     )
 
@@ -219,7 +243,7 @@ def _rule_twin_verification(ctx: RunContext) -> tuple[str, str]:
     if not diff:
         return NOT_SATISFIED, "no verification results: " + _twin_not_run_why(ctx)
     if ctx.section("twin").get("tier") != "real":
-        return NOT_SATISFIED, "verification ran on a simulated twin, not real FRR."
+        return _simulated(ctx, "the verification") or (NOT_SATISFIED, "the twin tier is not stated.")
     # Undeclared losses block (verdict rules); undeclared gains only raise the risk tier.
     undeclared = diff.get("undeclared") or []
     losses = [u for u in undeclared if not isinstance(u, dict) or u.get("loss", True)]
@@ -272,6 +296,9 @@ def _rule_rollback(ctx: RunContext) -> tuple[str, str]:
         for r in ctx.result.get("reasons") or []
         if isinstance(r, dict) and r.get("code") == "ROLLBACK_NOT_CONVERGED"
     ]
+    simulated = _simulated(ctx, "the rollback rehearsal")
+    if simulated:
+        return simulated
     if stuck:
         return NOT_SATISFIED, f"rollback did not settle in the twin: {stuck[0].get('message', '')}".rstrip(
             ": "
@@ -355,6 +382,10 @@ def _rule_seal(ctx: RunContext) -> tuple[str, str]:
     )
 
 
+def _line_end(text: str) -> str:
+    return str(text).strip().rstrip(".") + "."
+
+
 def _in_policy(address: str, policy: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool | None:
     try:
         ip = ipaddress.ip_address(address)
@@ -391,7 +422,8 @@ def _rule_egress_record(ctx: RunContext) -> tuple[str, str]:
         )
     return SATISFIED, (
         f"egress held to {len(policy)} allowed network(s); {len(contacted)} destination(s) contacted, "
-        "none outside the policy; twin namespaces have no link to the host network."
+        "none outside the policy"
+        + (f"; {_line_end(egress['twin_isolation'])}" if egress.get("twin_isolation") else ".")
     )
 
 

@@ -50,10 +50,12 @@ def test_simulated_run_is_never_evidence_of_testing():
     assert result["twin"]["tier"] == "simulated"
     # when mapped to every framework
     rows = controls_for(result, ALL)
-    # then the twin test is not satisfied because it was simulated, the rollback rehearsal still counts
-    state, why = _state(rows, "nist-800-53r5", "CM-3(2)", "twin_test")
-    assert state == NOT_SATISFIED and "simulated" in why
-    assert _state(rows, "nist-800-53r5", "CM-2(3)", "rollback")[0] == SATISFIED
+    # then nothing the simulated twin produced counts as evidence: not the test, not the rollback rehearsal
+    for control, artifact in [("CM-3(2)", "twin_test"), ("CM-2(3)", "rollback"), ("CM-4", "impact_analysis")]:
+        state, why = _state(rows, "nist-800-53r5", control, artifact)
+        assert state == NOT_SATISFIED and "simulated" in why, (control, artifact, why)
+    # while what does not depend on the twin still does
+    assert _state(rows, "nist-800-53r5", "CM-4", "static_analysis")[0] == SATISFIED
     assert _state(rows, "nerc-cip-010-4", "R1.5.2", "twin_vs_production")[0] == SATISFIED
     assert _state(rows, "nist-800-53r5", "SC-7", "egress_record")[0] == SATISFIED
     # and the export of the sealed bundle validates
@@ -84,7 +86,7 @@ def _netns_twin_available() -> bool:
 
 @pytest.mark.twin
 @pytest.mark.skipif(not _netns_twin_available(), reason="needs root, iproute2 and FRR")
-def test_real_twin_run_satisfies_test_before_implementation():
+def test_real_twin_run_maps_from_what_the_twin_actually_did():
     from preflight.core.pipeline import run_preflight
 
     run_id = f"compliance-{uuid.uuid4().hex[:8]}"
@@ -97,24 +99,47 @@ def test_real_twin_run_satisfies_test_before_implementation():
         left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert run_id not in left, f"twin namespaces left behind: {left}"
     assert result["twin"]["tier"] == "real", result["reasons"]
-    assert result["verdict"] != "blocked", result["reasons"]
+    codes = {r["code"] for r in result["reasons"]}
     # when mapped
     rows = controls_for(result, ALL, operator="olga")
-    # then testing in a separate environment is satisfied, from the real convergence figures
+    # then testing in a separate environment is satisfied exactly when the real twin converged
     state, why = _state(rows, "nist-800-53r5", "CM-3(2)", "twin_test")
-    assert state == SATISFIED, why
-    assert "real FRR 8." in why
-    assert _state(rows, "nist-800-53r5", "CM-4(1)", "twin_test")[0] == SATISFIED
-    assert _state(rows, "pci-dss-4.0.1", "6.5.1", "rollback")[0] == SATISFIED
-    # a clean run waits for its approver; an approval by someone else satisfies, one by the operator does not
-    assert _state(rows, "dora", "RTS-17(1)(b)", "approval")[0] == PENDING
-    approved = controls_for(
-        result, ["dora"], operator="olga", approvals=[{"approver": "alice", "decision": "approved"}]
-    )
-    assert _state(approved, "dora", "RTS-17(1)(b)", "approval")[0] == SATISFIED
-    own = controls_for(
-        result, ["dora"], operator="olga", approvals=[{"approver": "olga", "decision": "approved"}]
-    )
-    assert _state(own, "dora", "RTS-17(1)(b)", "approval")[0] == NOT_SATISFIED
+    converged = not codes & {
+        "SPAWN_FAILED",
+        "BASELINE_NOT_CONVERGED",
+        "APPLY_REJECTED",
+        "CHANGE_NOT_CONVERGED",
+    }
+    assert state == (SATISFIED if converged else NOT_SATISFIED), why
+    if converged:
+        assert "real FRR 8." in why and f"{result['twin']['baseline_convergence_s']:.1f} s" in why
+    # the rollback controls follow rollback.verified of this very run (a loaded machine can make it fail)
+    state, why = _state(rows, "pci-dss-4.0.1", "6.5.1", "rollback")
+    assert state == (SATISFIED if result["rollback"]["verified"] else NOT_SATISFIED), why
+    # approval: not applicable when blocked; else pending, satisfied by another person, refused for the operator
+    if result["verdict"] == "blocked":
+        assert _state(rows, "dora", "RTS-17(1)(b)", "approval")[0] == "not_applicable"
+    else:
+        assert _state(rows, "dora", "RTS-17(1)(b)", "approval")[0] == PENDING
+        other = [{"approver": "alice", "decision": "approved"}]
+        own = [{"approver": "olga", "decision": "approved"}]
+        assert (
+            _state(
+                controls_for(result, ["dora"], operator="olga", approvals=other),
+                "dora",
+                "RTS-17(1)(b)",
+                "approval",
+            )[0]
+            == SATISFIED
+        )
+        assert (
+            _state(
+                controls_for(result, ["dora"], operator="olga", approvals=own),
+                "dora",
+                "RTS-17(1)(b)",
+                "approval",
+            )[0]
+            == NOT_SATISFIED
+        )
     # and the OSCAL export of the sealed bundle validates against the official schema
     assert oscal_errors(assessment_results(sealed_bundle(result, rows, ALL), rows)) == []
