@@ -241,7 +241,9 @@ class SealOutcome:
     ledger_index: int
 
 
-def _controls(result: dict[str, Any], frameworks: list[str], approvals: list[dict] | None) -> list[dict]:
+def _controls(
+    result: dict[str, Any], frameworks: list[str], approvals: list[dict] | None, operator: str | None
+) -> list[dict]:
     """The compliance crosswalk rows, or [] when the compliance app is not there yet."""
     try:
         from compliance.crosswalk import controls_for
@@ -249,7 +251,8 @@ def _controls(result: dict[str, Any], frameworks: list[str], approvals: list[dic
         log.warning("compliance.crosswalk is not available; sealing without a control mapping")
         return []
     try:
-        return list(controls_for(result, frameworks, approvals=approvals))
+        # seal=True: the rows are sealed inside the bundle, so the integrity controls hold.
+        return list(controls_for(result, frameworks, approvals=approvals, operator=operator, seal=True))
     except (KeyError, ValueError) as exc:
         raise SealError(f"frameworks {frameworks}: {exc}") from exc
 
@@ -325,7 +328,7 @@ def run_seal(
     except BundleError as exc:
         raise SealError(str(exc)) from exc
     frameworks = list(settings.AEGIS_FRAMEWORKS if frameworks is None else frameworks)
-    controls = _controls(result, frameworks, approvals)
+    controls = _controls(result, frameworks, approvals, operator)
     key = site_key()
     sealed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
@@ -415,8 +418,12 @@ def bundle_report_render(bundle_row: Bundle, *, approvals: list[dict] | None = N
     )
 
 
-def bundle_verify(data: bytes) -> list[Any]:
-    """Every verification check over bundle.json bytes (or a PDF carrying one), site keys trusted."""
+def bundle_verify(data: bytes, *, extra_keys: dict[str, Ed25519PublicKey] | None = None) -> list[Any]:
+    """Every verification check over bundle.json bytes (or a PDF carrying one), site keys trusted.
+
+    Runs the same `verify_standalone.py` that ships to examiners, so both agree by construction.
+    """
     from evidence.verify_standalone import verify_bytes
 
-    return verify_bytes(data, trusted_keys(), origin=settings.AEGIS_LEDGER_ORIGIN)
+    trusted = {**trusted_keys(), **(extra_keys or {})}
+    return verify_bytes(data, trusted, origin=settings.AEGIS_LEDGER_ORIGIN)

@@ -80,6 +80,11 @@ def _item(value: Any) -> str:
     if isinstance(value, dict):
         if "message" in value:
             return str(value["message"])
+        if "before" in value and "after" in value:
+            ident = next(
+                (str(value[k]) for k in ("prefix", "peer", "neighbor", "key", "address") if k in value), ""
+            )
+            return f"{ident}: {_brief(value['before'])} -> {_brief(value['after'])}".lstrip(": ")
         if "prefix" in value and "protocol" in value:
             via = ", ".join(map(str, value.get("nexthops") or [])) or "-"
             return f"{value['prefix']} {value['protocol']} [{value.get('distance')}/{value.get('metric')}] via {via}"
@@ -98,6 +103,14 @@ def _fingerprint(pem: str) -> str:
         return hashlib.sha256(key.public_bytes_raw()).hexdigest()  # type: ignore[union-attr]
     except (ValueError, TypeError, AttributeError):
         return "unreadable key"
+
+
+def _brief(value: Any) -> str:
+    """One side of a before/after pair: a route without its prefix, or the plain value."""
+    if isinstance(value, dict) and "protocol" in value:
+        via = ", ".join(map(str, value.get("nexthops") or [])) or "-"
+        return f"{value['protocol']} [{value.get('distance')}/{value.get('metric')}] via {via}"
+    return _item(value)
 
 
 def _page_size(name: str) -> tuple[float, float]:
@@ -523,7 +536,7 @@ class _Report:
             [i.get("kind"), _item(i.get("spec")), "holds" if i.get("ok") else "VIOLATED", i.get("detail")]
             for i in inv
         ]
-        return story + [self.table(["kind", "spec", "result", "detail"], rows, [0.15, 0.35, 0.12, 0.38])]
+        return story + [self.table(["kind", "spec", "result", "detail"], rows, [0.21, 0.3, 0.11, 0.38])]
 
     def rollback_section(self) -> list:
         rb = self.result.get("rollback") or {}
@@ -624,12 +637,17 @@ class _Report:
                     "No control mapping was recorded for this bundle (no framework selected, or the compliance catalogue was not installed when it was sealed)."
                 )
             ]
+        state_colour = {"satisfied": "#1a7f37", "not_satisfied": "#b3261e", "pending": "#9a6700"}
         rows = [
             [
                 c.get("framework"),
                 c.get("control_id"),
-                f"{c.get('title') or ''}",
-                c.get("state"),
+                c.get("title") or "",
+                self.para(
+                    f"<font color='{state_colour.get(c.get('state'), '#444444')}'>"
+                    f"{_t(str(c.get('state') or '').replace('_', ' '))}</font>",
+                    "cell",
+                ),
                 f"{c.get('artifact') or ''}: {c.get('why') or ''}",
             ]
             for c in controls
@@ -643,7 +661,7 @@ class _Report:
             self.table(
                 ["framework", "control", "title", "state", "evidence / why"],
                 rows,
-                [0.13, 0.1, 0.25, 0.1, 0.42],
+                [0.13, 0.09, 0.22, 0.12, 0.44],
             )
         ]
 
