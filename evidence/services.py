@@ -427,3 +427,30 @@ def bundle_verify(data: bytes, *, extra_keys: dict[str, Ed25519PublicKey] | None
 
     trusted = {**trusted_keys(), **(extra_keys or {})}
     return verify_bytes(data, trusted, origin=settings.AEGIS_LEDGER_ORIGIN)
+
+
+def ledger_extends(note: str) -> dict[str, Any]:
+    """Prove that today's ledger is an append-only extension of an old signed checkpoint.
+
+    `note` is a checkpoint an examiner kept (e.g. from an old bundle). Raises LedgerError when
+    the signature fails or the ledger no longer contains that tree; returns the proof otherwise.
+    """
+    try:
+        old = checkpoint_verify(note, list(trusted_keys().values()), origin=settings.AEGIS_LEDGER_ORIGIN)
+    except CheckpointError as exc:
+        raise LedgerError(f"the checkpoint does not verify: {exc}") from exc
+    leaves = [
+        bytes.fromhex(h) for h in LedgerEntry.objects.order_by("index").values_list("leaf_hash", flat=True)
+    ]
+    latest = Checkpoint.objects.order_by("-tree_size").first()
+    if latest is None or old.size > latest.tree_size or latest.tree_size != len(leaves):
+        raise LedgerError(f"the ledger does not reach size {old.size} (or its head is damaged)")
+    proof = merkle.consistency_proof(leaves, old.size)
+    if not merkle.verify_consistency(
+        old.size, len(leaves), old.root_hash, bytes.fromhex(latest.root_hash), proof
+    ):
+        raise LedgerError(
+            f"NOT CONSISTENT: the ledger's first {old.size} leaves do not have the root that checkpoint signed"
+        )
+    return {"old_size": old.size, "new_size": len(leaves), "proof": [h.hex() for h in proof],
+            "new_checkpoint": latest.note}  # fmt: skip

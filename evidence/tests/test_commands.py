@@ -77,3 +77,41 @@ def test_rotation_keeps_old_bundles_verifiable_and_signs_new_ones_with_the_new_k
     assert code == 0 and sorted(p.name for p in (tmp_path / "pub").iterdir()) == sorted(
         [f"{old_keyid}.pub.pem", f"{new_keyid}.pub.pem"]
     )
+
+
+def test_ledger_check_proves_the_ledger_extends_an_old_bundles_checkpoint(sealed, tmp_path, result_blocked):
+    run_seal(
+        result_blocked, lab_dir=LAB, change_text=None, out_dir=tmp_path / "later", frameworks=[], operator="o"
+    )
+    code, out = run("ledger_check", "--checkpoint", str(sealed.bundle_path))
+    assert code == 0, out
+    assert "the ledger (size 2) extends the given checkpoint (size 1)" in out
+
+
+def test_ledger_check_refuses_a_checkpoint_signed_by_someone_else(sealed, tmp_path):
+    from evidence.core.checkpoint import checkpoint_sign
+    from evidence.core.keys import SigningKey
+
+    forged = tmp_path / "forged.note"
+    forged.write_text(checkpoint_sign("aegis.test/ledger", 1, bytes(32), SigningKey.generate()))
+    code, out = run("ledger_check", "--checkpoint", str(forged))
+    assert code == 1 and "the checkpoint does not verify" in out
+
+
+def test_selectors_find_the_bundle_and_its_leaf(sealed):
+    from evidence.selectors import bundle_by_digest, checkpoint_latest, ledger_entries_for
+
+    assert bundle_by_digest(sealed.digest).ledger_index == sealed.ledger_index
+    assert [e.kind for e in ledger_entries_for(sealed.digest)] == ["bundle"]
+    assert checkpoint_latest().tree_size == 1
+    assert bundle_by_digest("sha256:" + "0" * 64) is None
+
+
+def test_admin_shows_the_ledger_but_offers_no_edit_or_delete(sealed, admin_client):
+    page = admin_client.get("/admin/evidence/ledgerentry/")
+    assert page.status_code == 200 and sealed.digest[:19].encode() in page.content
+    from evidence.models import LedgerEntry
+
+    entry = LedgerEntry.objects.get()
+    assert admin_client.get(f"/admin/evidence/ledgerentry/{entry.pk}/delete/").status_code == 403
+    assert admin_client.get("/admin/evidence/bundle/add/").status_code == 403
