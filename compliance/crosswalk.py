@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from compliance.catalogues import DATA_DIR, CatalogueError, catalogues_load, frameworks_check
+from promote.core.policy import DEFAULT_HIGH_RISK_APPROVERS, approvals_required
 
 SATISFIED = "satisfied"
 NOT_SATISFIED = "not_satisfied"
@@ -78,6 +79,7 @@ class RunContext:
     approvals: list[dict[str, Any]]
     operator: str | None
     seal: dict[str, Any] | None
+    high_risk_approvers: int = DEFAULT_HIGH_RISK_APPROVERS
 
     @property
     def verdict(self) -> str | None:
@@ -343,22 +345,40 @@ def _rule_approval(ctx: RunContext) -> tuple[str, str]:
     decisions = [(a, _approval_decision(a)) for a in ctx.approvals]
     rejected = [a for a, d in decisions if d == "rejected"]
     if rejected:
+        # promote/core/policy.py rule 4: a rejection is final for the bundle.
         return NOT_SATISFIED, f"rejected by {_approver(rejected[0])}: the change must not be implemented."
     approved = [a for a, d in decisions if d == "approved"]
     self_approved = [a for a in approved if ctx.operator and _approver(a) == ctx.operator]
-    independent = [a for a in approved if a not in self_approved]
-    if independent:
-        a = independent[0]
-        when = f" at {a['at']}" if a.get("at") else ""
+    independent: dict[str, dict] = {}
+    for a in approved:
+        if a not in self_approved:
+            independent.setdefault(_approver(a), a)  # distinct approvers: a second click counts once
+    tier = ctx.section("risk").get("tier")
+    # The same rule the promotion gate enforces: 0 for ship_ready, 1, or N for high risk.
+    required = approvals_required(str(ctx.verdict), tier, high_risk_approvers=ctx.high_risk_approvers)
+    names = ", ".join(f"{who}" + (f" at {a['at']}" if a.get("at") else "") for who, a in independent.items())
+    bound = all(a.get("bundle_digest") or a.get("subject_digest") for a in independent.values())
+    binding = "; each approval names the bundle digest it approves" if independent and bound else ""
+    if required == 0:
         return SATISFIED, (
-            f"approved by {_approver(a)}{when}, who is not the operator ({ctx.operator or 'unknown'}); "
-            "the approval is bound to this bundle's digest."
+            f"ship_ready: risk tier {tier or '?'} by {ctx.section('risk').get('rubric_version', 'the risk rubric')}, "
+            "which the site's approval policy pre-authorizes as a standard change, so no sign-off is required"
+            + (f"; also approved by {names}" if independent else "")
+            + "."
         )
-    if self_approved:
+    if len(independent) >= required:
+        return SATISFIED, (
+            f"approved by {names} ({len(independent)} of {required} required for a {tier or '?'}-risk change), "
+            f"none of them the operator ({ctx.operator or 'unknown'}){binding}."
+        )
+    if self_approved and not independent:
         return NOT_SATISFIED, (
             f"the only approval is by the run's own operator ({ctx.operator}): separation of duties refuses it."
         )
-    return PENDING, f"verdict {ctx.verdict}: awaiting approval by an approver other than the operator."
+    return PENDING, (
+        f"awaiting {required - len(independent)} more approval(s) by approvers other than the operator "
+        f"({len(independent)} of {required} required for a {tier or '?'}-risk change)."
+    )
 
 
 def _rule_seal(ctx: RunContext) -> tuple[str, str]:
@@ -551,8 +571,15 @@ def _crosswalk() -> tuple[Artifact, ...]:
 # --------------------------------------------------------------------------- the public function
 
 
+VERDICTS = ("blocked", "needs_approval", "ship_ready")
+
+
 def _context(
-    result: Any, approvals: list[dict] | None, operator: str | None, seal: dict | bool | None
+    result: Any,
+    approvals: list[dict] | None,
+    operator: str | None,
+    seal: dict | bool | None,
+    high_risk_approvers: int | None,
 ) -> RunContext:
     if not isinstance(result, dict):
         raise CrosswalkError(
@@ -563,6 +590,14 @@ def _context(
         raise CrosswalkError(f"unsupported result format {fmt!r}; expected {RESULT_FORMAT!r}")
     if "verdict" not in result:
         raise CrosswalkError("the result has no `verdict`: pass the whole result document (result.json)")
+    if result["verdict"] not in VERDICTS:
+        raise CrosswalkError(f"result.verdict {result['verdict']!r} is not one of {', '.join(VERDICTS)}")
+    if high_risk_approvers is not None and (
+        not isinstance(high_risk_approvers, int) or high_risk_approvers < 1
+    ):
+        raise CrosswalkError(
+            f"high_risk_approvers must be a whole number of at least 1, got {high_risk_approvers!r}"
+        )
     if approvals is None:
         approvals = result.get("approvals") or []
     if not isinstance(approvals, list) or not all(isinstance(a, dict) for a in approvals):
@@ -574,7 +609,11 @@ def _context(
     elif seal is False or seal is None:
         seal = result.get("seal") if isinstance(result.get("seal"), dict) else None
     return RunContext(
-        result=result, approvals=approvals, operator=operator or result.get("operator"), seal=seal
+        result=result,
+        approvals=approvals,
+        operator=operator or result.get("operator"),
+        seal=seal,
+        high_risk_approvers=high_risk_approvers or DEFAULT_HIGH_RISK_APPROVERS,
     )
 
 
@@ -585,6 +624,7 @@ def controls_for(
     approvals: list[dict] | None = None,
     operator: str | None = None,
     seal: dict | bool | None = None,
+    high_risk_approvers: int | None = None,
 ) -> list[dict]:
     """One row per (control, artifact) for `frameworks`, with this run's state and why.
 
@@ -592,11 +632,13 @@ def controls_for(
     "at": iso-time}``; default ``result["approvals"]``. `operator`: the run's operator (default
     ``result["operator"]``), so a self-approval is shown as not satisfied. `seal`: ``{"digest",
     "ledger_index"}`` of the sealed bundle, or ``True`` when the rows are computed to be sealed
-    inside the bundle; without it the integrity controls are ``pending``.
+    inside the bundle; without it the integrity controls are ``pending``. `high_risk_approvers`:
+    distinct approvers a high-risk change needs (settings.AEGIS_HIGH_RISK_APPROVERS; default 2),
+    counted by the same rule as the promotion gate (promote/core/policy.py).
     Raises UnknownFramework or CrosswalkError with a message that says what to fix.
     """
     chosen = frameworks_check(frameworks)
-    ctx = _context(result, approvals, operator, seal)
+    ctx = _context(result, approvals, operator, seal, high_risk_approvers)
     catalogues = catalogues_load()
     artifacts = _crosswalk()
     states = {a.id: RULES[a.id](ctx) for a in artifacts}

@@ -17,4 +17,5 @@ def controls_for_run(
     result: dict, frameworks: list[str] | None = None, *, approvals: list[dict] | None = None, **kwargs
 ) -> list[dict]:
     """`controls_for` with the frameworks chosen for the change, or the site default when none were chosen."""
+    kwargs.setdefault("high_risk_approvers", settings.AEGIS_HIGH_RISK_APPROVERS)
     return controls_for(result, frameworks or frameworks_default(), approvals=approvals, **kwargs)

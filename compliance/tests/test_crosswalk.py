@@ -159,16 +159,55 @@ RULE_TABLE = [
         NOT_SATISFIED,
         "not rehearsed",
     ),
-    ("needs_approval, none yet", {}, None, "nist-800-53r5", "AC-5", "approval", PENDING, "awaiting approval"),
     (
-        "ship_ready still needs a human",
-        {"verdict": "ship_ready"},
+        "needs_approval, none yet",
+        {},
+        None,
+        "nist-800-53r5",
+        "AC-5",
+        "approval",
+        PENDING,
+        "awaiting 1 more approval(s)",
+    ),
+    (
+        "ship_ready is pre-authorized by policy",
+        {"verdict": "ship_ready", "risk.tier": "low"},
         [],
         "pci-dss-4.0.1",
         "6.5.1",
         "approval",
+        SATISFIED,
+        "pre-authorizes as a standard change",
+    ),
+    (
+        "high risk: one approval of two",
+        {"risk.tier": "high"},
+        [{"approver": "alice", "decision": "approve"}, {"approver": "alice", "decision": "approve"}],
+        "nist-800-53r5",
+        "CM-3",
+        "approval",
         PENDING,
-        "awaiting approval",
+        "awaiting 1 more approval(s) by approvers other than the operator (1 of 2 required for a high-risk",
+    ),
+    (
+        "high risk: two distinct approvers",
+        {"risk.tier": "high"},
+        [{"approver": "alice", "decision": "approve"}, {"approver": "bob", "decision": "approve"}],
+        "nist-800-53r5",
+        "CM-3",
+        "approval",
+        SATISFIED,
+        "approved by alice, bob (2 of 2 required",
+    ),
+    (
+        "approval that names the bundle digest",
+        {},
+        [{"approver": "alice", "decision": "approve", "bundle_digest": "sha256:" + "ab" * 32}],
+        "nist-800-53r5",
+        "AU-10",
+        "approval",
+        SATISFIED,
+        "each approval names the bundle digest",
     ),
     (
         "approved by another person",
@@ -484,11 +523,25 @@ def test_unknown_framework_names_the_known_ones():
         ([], "must be a JSON object"),
         ({"format": "other/v9", "verdict": "blocked"}, "unsupported result format"),
         ({"format": "aegis.preflight.result/v1"}, "no `verdict`"),
+        ({"format": "aegis.preflight.result/v1", "verdict": "maybe"}, "not one of blocked"),
     ],
 )
 def test_bad_result_is_a_clear_error(bad, words):
     with pytest.raises(CrosswalkError, match=words.replace("(", r"\(")):
         controls_for(bad, ["nist-800-53r5"])
+
+
+def test_site_setting_for_high_risk_approvers_is_honoured():
+    result = variant(**{"risk.tier": "high"})
+    one = [{"approver": "alice", "decision": "approve"}]
+    assert (
+        _state(controls_for(result, ["dora"], approvals=one), "dora", "RTS-17(1)(b)", "approval")[0]
+        == PENDING
+    )
+    rows = controls_for(result, ["dora"], approvals=one, high_risk_approvers=1)
+    assert _state(rows, "dora", "RTS-17(1)(b)", "approval")[0] == SATISFIED
+    with pytest.raises(CrosswalkError, match="at least 1"):
+        controls_for(result, ["dora"], high_risk_approvers=0)
 
 
 def test_bad_approvals_are_a_clear_error():
