@@ -86,12 +86,19 @@ class Site:
         return tlog_proof_format(index, inclusion_proof(self.leaves, index), self.checkpoint())
 
     def seal(
-        self, result: dict[str, Any], *, operator: str = "olivia", configs: dict[str, str] | None = None
+        self,
+        result: dict[str, Any],
+        *,
+        operator: str = "olivia",
+        configs: dict[str, str] | None = None,
+        lab_files: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        files = {
-            f"{n}/frr.conf": {"sha256": sha(t)[7:], "bytes": len(t), "text": t}
-            for n, t in (configs or {}).items()
-        }
+        files = lab_files
+        if files is None:
+            files = {
+                f"{n}/frr.conf": {"sha256": sha(t)[7:], "bytes": len(t), "text": t}
+                for n, t in (configs or {}).items()
+            }
         st = statement_build(
             result,
             change_text=None,
