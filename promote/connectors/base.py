@@ -1,0 +1,108 @@
+"""The `Connector` protocol: how the promotion core talks to one device.
+
+A connector is a thin adapter around one SSH session. It never decides anything: the gate
+(`promote/core/gate.py`) decides whether and how to promote; the connector reads the running
+config, shows what a candidate would change (dry-run), applies it (live, FRR only) and reads
+state back. Plain dataclasses in and out, no Django.
+
+Every connector opens its connection through `preflight.egress.egress_check`, so a device
+outside the site's allowed networks is refused before a socket opens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+class ConnectorError(RuntimeError):
+    """The device could not be reached or refused a step. The message says which and why."""
+
+
+class NotSupportedHere(ConnectorError):
+    """A platform feature this connector does not offer (e.g. live promotion on vendor gear)."""
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """Where a device is and how to log in. Secrets stay in the key file, never in records."""
+
+    name: str
+    host: str
+    platform: str = "frr"  # frr | cisco_ios | arista_eos | juniper_junos
+    port: int = 22
+    username: str = "aegis"
+    key_file: str | None = None
+    password: str | None = None  # only when a site has no keys; never recorded
+    use_sudo: bool = False  # FRR: run frr-reload.py / vtysh through `sudo -n`
+    timeout: float = 20.0
+    # The SSH host key the device must present (OpenSSH known_hosts line or file); None = trust on first use.
+    known_hosts: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The spec as recorded in a promotion record (no password)."""
+        d = asdict(self)
+        d.pop("password")
+        return d
+
+
+@dataclass
+class DryRunResult:
+    device: str
+    platform: str
+    syntax_ok: bool
+    syntax_errors: list[str]
+    lines_to_delete: list[str]
+    lines_to_add: list[str]
+    output: str  # what the device printed, for the record
+    candidate_digest: str = ""
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.lines_to_delete or self.lines_to_add)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ApplyResult:
+    device: str
+    platform: str
+    applied: bool
+    saved: bool
+    lines_to_delete: list[str]
+    lines_to_add: list[str]
+    # Lines still differing between running config and candidate after the reload (should be empty).
+    remaining_delta: list[str] = field(default_factory=list)
+    output: str = ""
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Connector(Protocol):
+    """One device session. Use as a context manager; `close()` is always called."""
+
+    spec: DeviceSpec
+
+    def running_config(self) -> str: ...
+
+    def dry_run(self, candidate: str) -> DryRunResult:
+        """Load the candidate, show the delta against the running config, discard. Changes nothing."""
+        ...
+
+    def apply(self, candidate: str) -> ApplyResult:
+        """Make the running config equal to the candidate and save it (live promotion)."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """Routing state in the twin's per-node snapshot shape (routes, bgp), for verification."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Connector: ...
+
+    def __exit__(self, *exc: object) -> None: ...
