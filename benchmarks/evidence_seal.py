@@ -36,7 +36,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--postgres", help="server URL, e.g. postgres://postgres@127.0.0.1:5432 (default: SQLite)")
     p.add_argument("--seals", type=int, default=20, help="how many run_seal calls to time")
-    p.add_argument("--ledger-size", type=int, default=5000, help="ledger size for the append and check figures")
+    p.add_argument(
+        "--ledger-size", type=int, default=5000, help="ledger size for the append and check figures"
+    )
     a = p.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="aegis-bench-evidence-"))
@@ -70,6 +72,9 @@ def main() -> int:
 
 
 def run(a: argparse.Namespace, home: Path) -> None:
+    from django.conf import settings
+    from django.db import connection
+
     from evidence.core import merkle
     from evidence.core.bundle import ledger_leaf_data
     from evidence.core.checkpoint import checkpoint_sign
@@ -77,9 +82,6 @@ def run(a: argparse.Namespace, home: Path) -> None:
     from evidence.services import ledger_append, ledger_check, run_seal, site_key
     from evidence.tests.conftest import LAB, result_fixture
     from evidence.verify_standalone import verify_bytes
-
-    from django.conf import settings
-    from django.db import connection
 
     print(f"database: {connection.vendor}")
     key = site_key()
@@ -112,7 +114,9 @@ def run(a: argparse.Namespace, home: Path) -> None:
 
     # --- the ledger at size N: fill it directly (leaves + one signed checkpoint) -----------
     have = LedgerEntry.objects.count()
-    leaves = [bytes.fromhex(h) for h in LedgerEntry.objects.order_by("index").values_list("leaf_hash", flat=True)]
+    leaves = [
+        bytes.fromhex(h) for h in LedgerEntry.objects.order_by("index").values_list("leaf_hash", flat=True)
+    ]
     rows = []
     for i in range(have, a.ledger_size):
         digest = "sha256:" + f"{i:064x}"
