@@ -38,6 +38,7 @@ CIP_TWIN_CLAUSE = "NERC CIP-010-4 R1.5.2"
 # Lab files larger than this are recorded by digest only (a config is a few KB).
 LAB_FILE_TEXT_LIMIT = 256 * 1024
 LAB_FILES_MAX = 200
+LAB_TEXT_TOTAL_LIMIT = 4 * 1024 * 1024  # beyond this, further files are recorded by digest only
 
 
 class BundleError(ValueError):
@@ -89,9 +90,17 @@ def lab_files_collect(lab_dir: str | Path) -> dict[str, dict[str, Any]]:
     if not lab_dir.is_dir():
         raise BundleError(f"lab folder {lab_dir} does not exist")
     files: dict[str, dict[str, Any]] = {}
+    text_total = 0
     for path in sorted(lab_dir.rglob("*")):
         rel = path.relative_to(lab_dir)
-        if not path.is_file() or rel.parts[0] in ("changes",) or any(p.startswith(".") for p in rel.parts):
+        if rel.parts[0] in ("changes",) or any(p.startswith(".") for p in rel.parts):
+            continue
+        if path.is_symlink():
+            # A link could point anywhere on the host (/etc/shadow); the bundle leaves the
+            # perimeter, so only the fact that a link was there is recorded, never its target.
+            files[rel.as_posix()] = {"skipped": "symbolic link: not followed"}
+            continue
+        if not path.is_file():
             continue
         if len(files) >= LAB_FILES_MAX:
             raise BundleError(
@@ -99,9 +108,10 @@ def lab_files_collect(lab_dir: str | Path) -> dict[str, dict[str, Any]]:
             )
         data = path.read_bytes()
         entry: dict[str, Any] = {"sha256": sha256_hex(data), "bytes": len(data)}
-        if len(data) <= LAB_FILE_TEXT_LIMIT:
+        if len(data) <= LAB_FILE_TEXT_LIMIT and text_total + len(data) <= LAB_TEXT_TOTAL_LIMIT:
             try:
                 entry["text"] = data.decode("utf-8")
+                text_total += len(data)
             except UnicodeDecodeError:
                 pass  # binary: digest only
         files[rel.as_posix()] = entry

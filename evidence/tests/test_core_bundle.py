@@ -1,0 +1,90 @@
+"""Building the statement: pure functions over a result document, no database."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from evidence.core.bundle import (
+    BundleError,
+    lab_files_collect,
+    result_check,
+    statement_build,
+    twin_vs_production,
+)
+from evidence.core.keys import SigningKey
+from evidence.core.pdf import report_render
+from evidence.tests.conftest import LAB, core_bundle, result_fixture
+from evidence.verify_standalone import verify_bytes
+
+
+def build(result, **kw):
+    args = dict(change_text=None, lab_files=None, operator="o", frameworks=[], controls=[],
+                sealed_at="2026-11-25T00:00:00Z", keyid="k" * 32, ledger_origin="aegis.test/ledger")  # fmt: skip
+    args.update(kw)
+    return statement_build(result, **args)
+
+
+def test_the_same_inputs_give_the_same_statement():
+    assert build(result_fixture("needs_approval")) == build(result_fixture("needs_approval"))
+
+
+def test_lab_files_skip_changes_hidden_files_and_never_follow_links(tmp_path):
+    lab = tmp_path / "lab"
+    (lab / "r1").mkdir(parents=True)
+    (lab / "changes").mkdir()
+    (lab / "lab.clab.yml").write_text("name: x\n")
+    (lab / "r1" / "frr.conf").write_text("hostname r1\n")
+    (lab / "changes" / "c.yml").write_text("title: t\n")
+    (lab / ".git").mkdir()
+    (lab / ".git" / "HEAD").write_text("ref\n")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:hash:::\n")
+    os.symlink(secret, lab / "r1" / "leak.conf")
+    files = lab_files_collect(lab)
+    assert sorted(files) == ["lab.clab.yml", "r1/frr.conf", "r1/leak.conf"]
+    assert files["r1/leak.conf"] == {"skipped": "symbolic link: not followed"}
+    assert "root:hash" not in str(files)
+    assert files["r1/frr.conf"]["text"] == "hostname r1\n"
+
+
+def test_the_bundled_lab_is_recorded_with_text_and_digests():
+    files = lab_files_collect(LAB)
+    assert "triangle.clab.yml" in files and files["r1/frr.conf"]["text"].startswith("frr version")
+
+
+def test_a_simulated_twin_is_always_named_in_the_cip_statement():
+    result = result_fixture("needs_approval")
+    pipeline_says = list(result["twin"]["differences_from_production"])
+    stmt = twin_vs_production(result)
+    assert stmt["clause"] == "NERC CIP-010-4 R1.5.2"
+    assert stmt["differences"] == pipeline_says  # the pipeline already names it: nothing added
+    result["twin"]["differences_from_production"] = ["no forwarding hardware"]
+    assert twin_vs_production(result)["differences"][0].startswith("simulated twin: no routing daemons ran")
+
+
+@pytest.mark.parametrize(
+    "bad, field", [([], "result:"), ({"format": "aegis.preflight.result/v1"}, "result.run_id")]
+)
+def test_result_check_names_the_field(bad, field):
+    with pytest.raises(BundleError, match=field):
+        result_check(bad)
+
+
+def test_text_from_the_change_is_drawn_as_text_not_markup():
+    # Titles and configs come from operators and from the LLM: markup must stay literal,
+    # non-ASCII must render, and none of it may break the PDF.
+    result = result_fixture("needs_approval")
+    result["change"]["title"] = "Änderung <b>für</b> Kunde & Co — ✓"
+    result["change"]["devices"]["r1"] = (
+        "ip prefix-list X seq 5 permit 10.0.0.0/8 le 24 <script>\n" + "x" * 500 + "\n"
+    )
+    key = SigningKey.generate()
+    bundle, data, statement = core_bundle(result, key)
+    pdf = report_render(bundle, statement, data, page_size="A4")
+    assert all(c.ok for c in verify_bytes(pdf, {key.keyid: key.public_key}))
+    import subprocess
+
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+    assert "Änderung <b>für</b> Kunde & Co — ✓" in text and "<script>" in text
