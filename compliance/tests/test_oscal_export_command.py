@@ -115,3 +115,17 @@ def test_system_check_refuses_unknown_site_frameworks():
     assert error.id == "compliance.E001" and "sox" in error.msg
     with override_settings(AEGIS_FRAMEWORKS=["nist-800-53r5"]):
         assert compliance_data_check() == []
+
+
+def test_system_check_reports_a_broken_data_file(monkeypatch):
+    from compliance import checks
+    from compliance.catalogues import CatalogueError
+
+    def broken():
+        raise CatalogueError(
+            "compliance/data/frameworks/dora.yaml: controls[2] (RTS-17(1)(b)): `marking` must be one of"
+        )
+
+    monkeypatch.setattr(checks, "catalogues_load", broken)
+    (error,) = compliance_data_check()
+    assert error.id == "compliance.E002" and "dora.yaml: controls[2]" in error.msg
