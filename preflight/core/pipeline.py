@@ -207,6 +207,10 @@ def run_preflight(
     run.timings["precheck"] = round(time.monotonic() - t0, 3)
     run.steps.append({"name": "precheck", "status": "ok", "seconds": run.timings["precheck"]})
     _emit_guarded(run, "precheck", "ok", "no unsafe input", {"seconds": run.timings["precheck"]})
+    if isinstance(backend, str):
+        state["facts"] = {"backend": backend, "tier": "simulated" if backend == "simulator" else "real"}
+    else:
+        state["facts"] = {"backend": getattr(backend, "name", "?"), "tier": getattr(backend, "tier", "?")}
     try:
         if not run.reasons:
             _twin_phases(run, state, lab_dir, change, topology, invariants, backend, run_id,
@@ -308,9 +312,30 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
                                   f"the lab's baseline did not settle within {converge_timeout:.0f} s: "
                                   f"{'; '.join(cr.still_moving[:5]) or 'still moving'}"))
         return
-    s0 = run.step("snapshot_baseline", twin.snapshot)
+    def baseline() -> dict[str, Any]:
+        # The lab's invariants must already hold before the change. When they do not, the
+        # baseline may have been snapshotted a moment too early (routes still arriving after
+        # the stability window): wait once more and look again before calling the lab broken.
+        snap = twin.snapshot()
+        checks = invariants_evaluate(invariants, snap, twin.reach)
+        if any(not c["ok"] for c in checks):
+            run.emit("snapshot_baseline", "info", "baseline violates an invariant; settling once more")
+            twin.converge(converge_timeout, stable_for)
+            snap = twin.snapshot()
+            checks = invariants_evaluate(invariants, snap, twin.reach)
+        state["baseline_invariants"] = checks
+        return snap
+
+    s0 = run.step("snapshot_baseline", baseline)
     before = {d: twin.running_config(d) for d in devices}
     state["snapshots"]["baseline"] = s0
+    broken = [c for c in state["baseline_invariants"] if not c["ok"]]
+    for c in broken:
+        run.reasons.append(reason("BASELINE_INVARIANT_VIOLATED",
+                                  f"the lab breaks its own invariant before any change: {c['kind']} "
+                                  f"{_spec_text(c['spec'])}: {c['detail']} (fix the lab or its aegis.yml)"))
+    if broken:
+        return
     results = run.step("apply", lambda: [twin.apply(d, change["devices"][d]) for d in devices],
                        f"entering the change on {', '.join(devices)}")
     for ar in results:
@@ -453,6 +478,7 @@ def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict
         "apply": {"rejected": state["rejected"]},
         "diff": diff_doc,
         "invariants": state["invariants"],
+        "baseline_invariants": state.get("baseline_invariants", []),
         "rollback": state["rollback"] or {"lines": {}, "deltas": {}, "verified": False, "mismatch": [],
                                           "skipped": True},
         "steps": run.steps,

@@ -534,8 +534,11 @@ class NetnsTwin:
                 down = [d for r in results for d in r[1]]
                 moving = [m for r in results for m in r[2]]
                 if sig != proto_sig:
+                    # The first look is not a change; a later difference is (dated to the look
+                    # that saw it, an upper bound).
+                    if proto_sig is not None:
+                        proto_changed = proto_checked
                     proto_sig = sig
-                    proto_changed = proto_checked
                 now = time.monotonic()
                 settled_at = max(fib_last_change, proto_changed)
                 if not moving and not down and now - fib_last_change >= stable_for:
