@@ -117,6 +117,39 @@ def _rule_change_record(ctx: RunContext) -> tuple[str, str]:
     )
 
 
+_EXPECT_KEYS = (
+    "prefixes_added",
+    "prefixes_removed",
+    "prefixes_changed",
+    "sessions_removed",
+    "sessions_added",
+)
+
+
+def _rule_expected_outcome(ctx: RunContext) -> tuple[str, str]:
+    expect = ctx.section("change").get("expect")
+    if not isinstance(expect, dict):
+        return NOT_SATISFIED, "the change records no expected effects (`expect`)."
+    items = 0
+    for key in _EXPECT_KEYS:
+        value = expect.get(key)
+        # prefixes_* are {node: [prefix, ...]}, sessions_* are [{node, peer}, ...]
+        if isinstance(value, dict):
+            items += sum(len(v) if isinstance(v, list) else 1 for v in value.values())
+        elif isinstance(value, list):
+            items += len(value)
+    declared = expect.get("declared", items > 0)
+    if not declared:
+        return NOT_SATISFIED, (
+            "the change does not declare its expected effects (`expect`): purpose and scope are recorded, "
+            "the expected outcome is not, so the twin could only check that nothing was lost."
+        )
+    return (
+        SATISFIED,
+        f"the change declares its expected effects ({items} prefix/session item(s)) before it is tested.",
+    )
+
+
 def _twin_not_run_why(ctx: RunContext) -> str:
     errors = [
         f
@@ -256,6 +289,9 @@ def _rule_twin_verification(ctx: RunContext) -> tuple[str, str]:
     if losses:
         first = losses[0].get("message", losses[0]) if isinstance(losses[0], dict) else losses[0]
         problems.append(f"{len(losses)} loss(es) not declared in the change's expect (first: {first})")
+    missing = diff.get("expected_missing") or []
+    if missing:
+        problems.append(f"{len(missing)} declared effect(s) did not happen in the twin (first: {missing[0]})")
     if failed:
         first = failed[0]
         problems.append(
@@ -477,6 +513,7 @@ def _rule_post_implementation(ctx: RunContext) -> tuple[str, str]:
 
 RULES: dict[str, Rule] = {
     "change_record": _rule_change_record,
+    "expected_outcome": _rule_expected_outcome,
     "impact_analysis": _rule_impact_analysis,
     "static_analysis": _rule_static_analysis,
     "baseline_and_diff": _rule_baseline_and_diff,

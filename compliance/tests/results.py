@@ -25,7 +25,7 @@ _CLEAN: dict[str, Any] = {
         "title": "Announce 10.42.0.0/24 from r1",
         "description": "New customer range behind r1; static to Null0 and a network statement.",
         "devices": {"r1": "ip route 10.42.0.0/24 Null0\nrouter bgp 65001\n network 10.42.0.0/24\n"},
-        "expect": {"prefixes_added": {"r2": ["10.42.0.0/24"], "r3": ["10.42.0.0/24"]}},
+        "expect": {"prefixes_added": {"r2": ["10.42.0.0/24"], "r3": ["10.42.0.0/24"]}, "declared": True},
         "source": "file",
     },
     "lab": {"name": "triangle", "path": "labs/triangle", "digest": "sha256:" + "ab" * 32},
