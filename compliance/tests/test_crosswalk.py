@@ -180,6 +180,16 @@ RULE_TABLE = [
         "r2: prefix added 10.42.0.0/24 was declared but not seen",
     ),
     (
+        "lab config lines refused at load are disclosed",
+        {"twin.load_errors": [{"node": "r2", "line": "bgp bestpath foo", "message": "Unknown command"}]},
+        None,
+        "nerc-cip-010-4",
+        "R1.5.1",
+        "twin_test",
+        SATISFIED,
+        "FRR refused 1 line(s) of the lab's own configs",
+    ),
+    (
         "rollback absent",
         {"rollback": DELETE, **BLOCKED},
         None,
