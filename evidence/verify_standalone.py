@@ -66,8 +66,13 @@ class Failed(Exception):
 # ---- primitives (restated from the specs: DSSE v1, RFC 9162, C2SP signed-note) ----------
 
 
+def raw_public(key: Ed25519PublicKey) -> bytes:
+    # public_bytes(Raw, Raw) rather than public_bytes_raw(): works with older cryptography too.
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
 def keyid_of(key: Ed25519PublicKey) -> str:
-    return hashlib.sha256(key.public_bytes_raw()).hexdigest()[:32]
+    return hashlib.sha256(raw_public(key)).hexdigest()[:32]
 
 
 def load_public_pem(data: bytes) -> Ed25519PublicKey:
@@ -122,7 +127,7 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: list, root: byte
 
 
 def note_key_id(name: str, key: Ed25519PublicKey) -> bytes:
-    return hashlib.sha256(name.encode("utf-8") + b"\n\x01" + key.public_bytes_raw()).digest()[:4]
+    return hashlib.sha256(name.encode("utf-8") + b"\n\x01" + raw_public(key)).digest()[:4]
 
 
 def checkpoint_verify(note: str, trusted: dict) -> tuple[str, int, bytes, list]:

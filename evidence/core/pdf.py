@@ -170,13 +170,19 @@ class _Report:
             "h2": ParagraphStyle(
                 "h2",
                 parent=base["Heading2"],
+                keepWithNext=1,  # a heading never ends a page alone
                 fontName="AEGIS-Sans-Bold",
                 fontSize=12,
                 leading=15,
                 spaceBefore=10,
             ),
             "h3": ParagraphStyle(
-                "h3", parent=base["Heading3"], fontName="AEGIS-Sans-Bold", fontSize=9.5, leading=12
+                "h3",
+                parent=base["Heading3"],
+                fontName="AEGIS-Sans-Bold",
+                fontSize=9.5,
+                leading=12,
+                keepWithNext=1,
             ),
             "verdict": ParagraphStyle(
                 "v", fontName="AEGIS-Sans-Bold", fontSize=22, leading=26, textColor=colors.white, alignment=1
@@ -412,7 +418,7 @@ class _Report:
         ]
         return story + [
             self.table(
-                ["device", "line", "severity", "code", "line / message"], rows, [0.1, 0.07, 0.1, 0.16, 0.57]
+                ["device", "line", "severity", "code", "line / message"], rows, [0.08, 0.06, 0.1, 0.22, 0.54]
             )
         ]
 
@@ -493,6 +499,7 @@ class _Report:
         )
         rejected = (self.result.get("apply") or {}).get("rejected") or []
         if rejected:
+            story.append(self.para("Change lines FRR refused", "h3"))
             story.append(
                 self.table(
                     ["node", "line", "FRR says"],
