@@ -159,6 +159,18 @@ def private_key_decrypt(blob: str, kek: bytes, *, username: str) -> SigningKey:
     return key
 
 
+def approver_key_for(username: str, kek: bytes, stored: str | None) -> tuple[SigningKey, str | None]:
+    """The approver's signing key; created on first use (`stored` is None).
+
+    Returns (key, blob to store): the blob is the new encrypted private key when one was just
+    created, else None (nothing to write). The shell keeps the blob and the public key per user.
+    """
+    if stored is None:
+        key = approver_key_generate()
+        return key, private_key_encrypt(key, kek, username=username)
+    return private_key_decrypt(stored, kek, username=username), None
+
+
 @dataclass(frozen=True)
 class ApproverKey:
     """A public key AEGIS holds for one approver (the registry the gate trusts)."""

@@ -131,6 +131,8 @@ def promotion_execute(
     run_id = facts.run_id if facts else None
     entries: dict[str, dict[str, Any]] = {}
 
+    conns: dict[str, Connector] = {}
+
     def finish(
         outcome: str,
         reasons: list[str] | None = None,
@@ -138,6 +140,9 @@ def promotion_execute(
         verification: dict[str, Any] | None = None,
         g: GateResult = gate,
     ) -> PromotionOutcome:
+        for n, conn in conns.items():
+            # Every command AEGIS ran on the device, with its exit status, for the auditor.
+            entries[n]["commands"] = list(getattr(conn, "transcript", []))
         rec = promotion_record(
             actor=actor,
             at=now,
@@ -177,7 +182,6 @@ def promotion_execute(
         entries[n] = {"spec": devices[n].describe(), "changed": n in changed}
 
     with ExitStack() as stack:
-        conns: dict[str, Connector] = {}
         drift: list[DriftResult] = []
         try:
             for n in involved:

@@ -469,4 +469,8 @@ def prodnet_reap() -> list[str]:
             _kill_netns_pids(name)
             _run("ip", "netns", "del", name, check=False)
             removed.append(name)
+    for leftover in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        owner = re.match(r"\d*", leftover.name[len(PREFIX) :]).group(0)
+        if owner and leftover.is_dir() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(leftover, ignore_errors=True)
     return removed

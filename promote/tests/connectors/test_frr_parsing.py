@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from promote.connectors.frr_ssh import bgp_summary_normalize, ip_route_json_normalize, reload_delta
+import pytest
+
+from promote.connectors import ConnectorError, DeviceSpec
+from promote.connectors.frr_ssh import (
+    FrrSshConnector,
+    bgp_summary_normalize,
+    ip_route_json_normalize,
+    reload_delta,
+)
 
 # frr-reload prints "  network 192.0.2.0/24 " with a trailing space; kept on purpose.
 RELOAD_TEST_OUTPUT = (
@@ -117,3 +125,8 @@ def test_bgp_summary_normalisation_drops_counters_that_always_move():
         }
     }
     assert bgp_summary_normalize({}) == {}
+
+
+def test_frr_device_outside_the_egress_policy_is_refused_before_connecting():
+    with pytest.raises(ConnectorError, match="egress refused"):
+        FrrSshConnector(DeviceSpec(name="edge", host="192.0.2.10", port=22)).open()

@@ -295,6 +295,26 @@ def test_drifted_router_is_refused_and_nothing_is_sent(site, bundle, twin_result
     assert out.consumed_jtis == []
 
 
+def test_live_with_a_candidate_frr_refuses_applies_nothing(site, bundle, twin_result, prod):
+    before = digests(prod)
+    bad = R1 + "router bgp 65001\n neighbr 10.0.12.1 remote-as 65002\n"
+    out = promote(
+        site,
+        bundle,
+        prod,
+        approvals_for(bundle, twin_result),
+        live_requested=True,
+        site_allows_live=True,
+        candidates={"r1": bad},
+    )
+    assert out.outcome == "refused"
+    assert any("refused by FRR's parser" in r for r in out.record["reasons"])
+    assert "nothing was applied" in out.record["reasons"]
+    assert "apply" not in out.record["devices"]["r1"] and out.consumed_jtis == []
+    assert any("vtysh --dryrun" in c["command"] for c in out.record["devices"]["r1"]["commands"])
+    assert digests(prod) == before
+
+
 def test_nothing_live_without_the_site_opt_in(site, bundle, twin_result, prod):
     before = digests(prod)
     contacted = []

@@ -17,6 +17,7 @@ from promote.core.approvals import (
     approval_sign,
     approval_statement,
     approval_verify,
+    approver_key_for,
     approver_key_generate,
     approver_keyring,
     kek_parse,
@@ -163,3 +164,11 @@ def test_verify_refuses_envelopes_that_are_not_approvals():
     env["signatures"].append(dict(env["signatures"][0]))
     with pytest.raises(ApprovalError, match="exactly one signature"):
         approval_verify(env, approver_keyring([alice.registered]))
+
+
+def test_approver_key_is_created_on_first_use_and_reused_after():
+    kek = os.urandom(32)
+    key, blob = approver_key_for("alice", kek, None)
+    assert blob is not None, "first use: a new encrypted key to store"
+    again, nothing = approver_key_for("alice", kek, blob)
+    assert nothing is None and again.keyid == key.keyid
