@@ -10,6 +10,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
@@ -314,9 +316,17 @@ def event_append(*, run: PreflightRun, step: str, status: str, message: str = ""
                  data: dict[str, Any] | None = None) -> RunEvent:
     """Write the next event of a run (seq allocated under a row lock), publish it after commit."""
     with transaction.atomic():
-        locked = PreflightRun.objects.select_for_update().only("id", "last_seq").get(pk=run.pk)
-        seq = locked.last_seq + 1
-        PreflightRun.objects.filter(pk=run.pk).update(last_seq=seq)
+        # One statement both locks the run row and takes the next seq, so concurrent writers
+        # (worker progress, an approval) get distinct, gapless numbers in commit order.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {PreflightRun._meta.db_table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",
+                [run.pk],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            raise PreflightRun.DoesNotExist(f"run {run.pk} does not exist")
+        seq = row[0]
         event = RunEvent.objects.create(run_id=run.pk, seq=seq, step=step[:40], status=status[:10],
                                         message=message, data=_json_safe(data))
         run.last_seq = seq
@@ -381,13 +391,17 @@ def run_execute(*, run_pk: int) -> str:
     if restarted:
         event_append(run=run, step="run", status="info",
                      message="The worker that had this run stopped; starting it again from the beginning.")
-    event_append(run=run, step="run", status="started", message=f"Worker picked up the run ({run.backend} twin).")
+    # Which worker ran it (host and process): the operator and the admin can find its log.
+    worker = {"host": socket.gethostname(), "pid": os.getpid()}
+    event_append(run=run, step="run", status="started", data=worker,
+                 message=f"Worker {worker['host']}:{worker['pid']} picked up the run ({run.backend} twin).")
     try:
         result = _pipeline(run)
     except Exception as exc:  # noqa: BLE001 - recorded as a failed run, shown to the operator
         return _run_fail(run, exc)
-    _run_finish(run, result)
+    _run_record(run, result)
     _run_seal(run, result)
+    _run_complete(run)
     return run.status
 
 
@@ -464,26 +478,31 @@ def _run_fail(run: PreflightRun, exc: BaseException) -> str:
     return run.status
 
 
-def _run_finish(run: PreflightRun, result: dict[str, Any]) -> None:
+def _run_record(run: PreflightRun, result: dict[str, Any]) -> None:
+    """Store the result and verdict; the run stays `running` until its evidence is sealed."""
     risk = result.get("risk") or {}
     with transaction.atomic():
         PreflightRun.objects.filter(pk=run.pk).update(
-            status=PreflightRun.STATUS_FINISHED,
             verdict=result.get("verdict", ""),
             risk_tier=risk.get("tier", ""),
             risk_score=risk.get("score"),
             result=_json_safe(result),
-            finished=timezone.now(),
         )
-        run.status = PreflightRun.STATUS_FINISHED
         run.verdict = result.get("verdict", "")
+        run.risk_tier = risk.get("tier", "")
         if run.verdict == "needs_approval":
             # Approvers see the runs that need them; nobody else gains anything.
             approvers, _ = Group.objects.get_or_create(name=policy.APPROVER)
             assign_perm("preflight.view_preflightrun", approvers, run)
-        event_append(run=run, step="run", status="ok" if run.verdict != "blocked" else "info",
-                     message=f"Verdict: {run.verdict.replace('_', ' ')}.",
-                     data={"status": "finished", "verdict": run.verdict, "risk": risk.get("tier")})
+
+
+def _run_complete(run: PreflightRun) -> None:
+    """Mark the run finished; its last event tells watching pages to show the full result."""
+    PreflightRun.objects.filter(pk=run.pk).update(status=PreflightRun.STATUS_FINISHED, finished=timezone.now())
+    run.status = PreflightRun.STATUS_FINISHED
+    event_append(run=run, step="run", status="ok" if run.verdict != "blocked" else "info",
+                 message=f"Finished. Verdict: {run.verdict.replace('_', ' ')}.",
+                 data={"status": "finished", "verdict": run.verdict, "risk": run.risk_tier or None})
 
 
 def _run_seal(run: PreflightRun, result: dict[str, Any]) -> None:

@@ -17,5 +17,8 @@ def approvals_by_user(user: Any, *, limit: int = 50) -> list[Approval]:
     """The approver's own recent decisions (their history on the queue page)."""
     if not getattr(user, "is_authenticated", False):
         return []
-    return list(Approval.objects.filter(approver=user).select_related("run", "run__change", "run__change__lab")
-                .order_by("-created")[:limit])
+    return list(
+        Approval.objects.filter(approver=user)
+        .select_related("run", "run__change", "run__change__lab")
+        .order_by("-created")[:limit]
+    )

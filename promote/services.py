@@ -45,16 +45,25 @@ def approval_decide(*, run: PreflightRun, approver: Any, decision: str, comment:
         raise DecisionInvalid("decision", "Choose approve or reject.")
     comment = (comment or "").strip()
     if not comment:
-        raise DecisionInvalid("comment", "Write a comment: auditors read why the change was approved or rejected.")
+        raise DecisionInvalid(
+            "comment", "Write a comment: auditors read why the change was approved or rejected."
+        )
     if len(comment) > MAX_COMMENT_CHARS:
         raise DecisionInvalid("comment", f"Keep the comment under {MAX_COMMENT_CHARS} characters.")
     with transaction.atomic():
         locked = PreflightRun.objects.select_for_update().select_related("change__operator").get(pk=run.pk)
-        refusal = policy.decide_refusal(selectors.actor_of(approver), selectors.run_facts(locked),
-                                        high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS)
+        refusal = policy.decide_refusal(
+            selectors.actor_of(approver),
+            selectors.run_facts(locked),
+            high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS,
+        )
         if refusal:
-            audit_record(actor=approver, action="approval.refused", target=f"run:{locked.run_id}",
-                         detail={"decision": decision, "reason": refusal})
+            audit_record(
+                actor=approver,
+                action="approval.refused",
+                target=f"run:{locked.run_id}",
+                detail={"decision": decision, "reason": refusal},
+            )
             refused = DecisionRefused(refusal)
         else:
             refused = None
@@ -63,15 +72,28 @@ def approval_decide(*, run: PreflightRun, approver: Any, decision: str, comment:
     try:
         with transaction.atomic():
             locked = PreflightRun.objects.select_for_update().get(pk=run.pk)
-            approval = Approval.objects.create(run=locked, approver=approver, decision=decision, comment=comment,
-                                               subject_digest=locked.bundle_digest or f"run:{locked.run_id}")
+            approval = Approval.objects.create(
+                run=locked,
+                approver=approver,
+                decision=decision,
+                comment=comment,
+                subject_digest=locked.bundle_digest or f"run:{locked.run_id}",
+            )
             leaf = _ledger_record(approval)
-            audit_record(actor=approver, action=f"approval.{decision}", target=f"run:{locked.run_id}",
-                         detail={"comment": comment, "subject": approval.subject_digest, "ledger_index": leaf})
+            audit_record(
+                actor=approver,
+                action=f"approval.{decision}",
+                target=f"run:{locked.run_id}",
+                detail={"comment": comment, "subject": approval.subject_digest, "ledger_index": leaf},
+            )
             state = selectors.run_approval_state(locked)
-            event_append(run=locked, step="approval", status="ok" if decision == "approve" else "failed",
-                         message=f"{approver.get_username()} {decision}d: {comment}",
-                         data={"decision": decision, "state": state})
+            event_append(
+                run=locked,
+                step="approval",
+                status="ok" if decision == "approve" else "failed",
+                message=f"{approver.get_username()} {decision}d: {comment}",
+                data={"decision": decision, "state": state},
+            )
     except IntegrityError:
         raise DecisionRefused("You have already decided on this run.") from None
     return approval
@@ -88,13 +110,21 @@ def _ledger_record(approval: Approval) -> int | None:
         from evidence.services import ledger_append
     except ImportError:
         return None
-    record = {"kind": "approval", "run_id": approval.run.run_id, "subject": approval.subject_digest,
-              "approver": approval.approver.get_username(), "decision": approval.decision,
-              "comment": approval.comment, "at": approval.created.isoformat()}
+    record = {
+        "kind": "approval",
+        "run_id": approval.run.run_id,
+        "subject": approval.subject_digest,
+        "approver": approval.approver.get_username(),
+        "decision": approval.decision,
+        "comment": approval.comment,
+        "at": approval.created.isoformat(),
+    }
     try:
         appended = ledger_append("approval", digest_str(canonical_bytes(record)), ref=approval.run.run_id)
     except Exception as exc:
         log.exception("the ledger refused approval of run %s", approval.run.run_id)
-        raise DecisionRefused(f"The evidence ledger refused to record the decision ({exc}); "
-                              "nothing was recorded. Tell an administrator.") from exc
+        raise DecisionRefused(
+            f"The evidence ledger refused to record the decision ({exc}); "
+            "nothing was recorded. Tell an administrator."
+        ) from exc
     return appended.index

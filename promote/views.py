@@ -24,10 +24,15 @@ def _require_approver(request: HttpRequest) -> None:
 def queue(request: HttpRequest) -> HttpResponse:
     """Runs that need a decision from this approver, oldest first, with risk and blast radius."""
     _require_approver(request)
-    return render(request, "promote/queue.html", {
-        "queue": selectors.approval_queue(request.user), "mine": promote_selectors.approvals_by_user(request.user),
-        "nav": "queue",
-    })
+    return render(
+        request,
+        "promote/queue.html",
+        {
+            "queue": selectors.approval_queue(request.user),
+            "mine": promote_selectors.approvals_by_user(request.user),
+            "nav": "queue",
+        },
+    )
 
 
 @login_required
@@ -46,19 +51,34 @@ def decide(request: HttpRequest, run_id: str) -> HttpResponse:
         except services.DecisionInvalid as exc:
             errors[exc.field] = str(exc)
         except services.DecisionRefused as exc:
-            errors["__all__"] = str(exc)
+            errors["general"] = str(exc)
         else:
             messages.success(request, f"Your decision on {run.run_id} is recorded: {decision}.")
             return redirect("promote:queue")
     facts = selectors.run_facts(run)
-    refusal = policy.decide_refusal(selectors.actor_of(request.user), facts,
-                                    high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS)
+    refusal = policy.decide_refusal(
+        selectors.actor_of(request.user), facts, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS
+    )
     result = run.result or {}
-    return render(request, "promote/decide.html", {
-        "run": run, "change": run.change, "result": result, "blast": selectors.blast_radius(result),
-        "diff_nodes": sorted(((result.get("diff") or {}).get("nodes") or {}).items()),
-        "approvals": promote_selectors.approvals_for_run(run), "approval_state": selectors.run_approval_state(run),
-        "refusal": refusal, "errors": errors, "comment": comment, "simulated": facts.tier != "real",
-        "required": policy.approvals_required(run.risk_tier, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS),
-        "nav": "queue",
-    }, status=400 if errors else 200)
+    return render(
+        request,
+        "promote/decide.html",
+        {
+            "run": run,
+            "change": run.change,
+            "result": result,
+            "blast": selectors.blast_radius(result),
+            "diff_nodes": sorted(((result.get("diff") or {}).get("nodes") or {}).items()),
+            "approvals": promote_selectors.approvals_for_run(run),
+            "approval_state": selectors.run_approval_state(run),
+            "refusal": refusal,
+            "errors": errors,
+            "comment": comment,
+            "simulated": facts.tier != "real",
+            "required": policy.approvals_required(
+                run.risk_tier, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS
+            ),
+            "nav": "queue",
+        },
+        status=400 if errors else 200,
+    )

@@ -8,7 +8,6 @@
   const runId = root.dataset.run;
   let lastSeq = parseInt(root.dataset.seq || "0", 10);
   let done = root.dataset.done === "1";
-  let sealed = root.dataset.sealed === "1";
   const live = document.getElementById("live");
   let backoff = 500;
   let reloadTimer = null;
@@ -44,9 +43,8 @@
     li.className = ev.status;
     li.querySelector(".msg").textContent = ev.message || "";
     const d = ev.data || {};
-    if (ev.step === "run" && d.status === "failed") { done = true; reloadSoon(); }
-    if (ev.step === "run" && d.status === "finished") { done = true; }
-    if (ev.step === "seal" && ev.status !== "started") { sealed = true; reloadSoon(); }
+    // The run's last event (finished or failed) and approvals change the server-rendered parts.
+    if (ev.step === "run" && (d.status === "finished" || d.status === "failed")) { done = true; reloadSoon(); }
     if (ev.step === "approval") { reloadSoon(); }
   }
 

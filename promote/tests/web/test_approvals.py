@@ -1,0 +1,130 @@
+"""Approval decisions: separation of duties enforced in the service, recorded, audited, ledgered."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from evidence.models import LedgerEntry
+from preflight.models import AuditEntry, RunEvent
+from preflight.selectors import approval_queue, run_approval_state
+from preflight.tests.web.fixtures import NEEDS_APPROVAL, SHIP_READY
+from promote.models import Approval
+from promote.services import DecisionInvalid, DecisionRefused, approval_decide
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def waiting(operator, submit):
+    run = submit(operator, NEEDS_APPROVAL)
+    assert run.verdict == "needs_approval" and run.risk_tier == "medium"
+    return run
+
+
+def test_an_approval_is_recorded_audited_ledgered_and_streamed(waiting, approver):
+    # given a run waiting for approval, when an approver approves with a comment
+    leaves = LedgerEntry.objects.count()
+    approval = approval_decide(
+        run=waiting, approver=approver, decision="approve", comment="Route is expected."
+    )
+    # then the decision row binds to the sealed digest, the audit trail and ledger have it,
+    # the run's watchers get an event, and the run leaves the queue
+    assert approval.subject_digest == waiting.bundle_digest
+    assert AuditEntry.objects.filter(
+        action="approval.approve", actor=approver, target=f"run:{waiting.run_id}"
+    ).exists()
+    assert LedgerEntry.objects.count() == leaves + 1
+    assert LedgerEntry.objects.order_by("-index").first().kind == "approval"
+    event = RunEvent.objects.filter(run=waiting, step="approval").get()
+    assert event.data == {"decision": "approve", "state": "approved"}
+    assert run_approval_state(waiting) == "approved"
+    assert approval_queue(approver) == []
+
+
+def test_an_approver_never_decides_on_their_own_change(approver, lab, submit):
+    # given a user who is both operator and approver, when she tries to approve her own run
+    approver.groups.add(Group.objects.get(name="operator"))
+    run = submit(approver, NEEDS_APPROVAL)
+    with pytest.raises(DecisionRefused, match="separation of duties"):
+        approval_decide(run=run, approver=approver, decision="approve", comment="LGTM")
+    # then nothing is recorded but the refusal itself, and her own run is not in her queue
+    assert Approval.objects.count() == 0
+    assert AuditEntry.objects.filter(action="approval.refused", actor=approver).exists()
+    assert approval_queue(approver) == []
+
+
+def test_the_refusal_holds_through_the_page_and_the_api(approver, submit):
+    approver.groups.add(Group.objects.get(name="operator"))
+    run = submit(approver, NEEDS_APPROVAL)
+    client = Client()
+    client.force_login(approver)
+    page = client.post(f"/promote/runs/{run.run_id}/", {"decision": "approve", "comment": "mine"})
+    api = client.post(
+        f"/api/runs/{run.run_id}/approvals",
+        {"decision": "approve", "comment": "mine"},
+        content_type="application/json",
+    )
+    assert page.status_code == 400 and "separation of duties" in page.content.decode()
+    assert api.status_code == 403 and "separation of duties" in api.json()["detail"]
+    assert Approval.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "decision, comment, field", [("approve", "  ", "comment"), ("ship-it", "ok", "decision")]
+)
+def test_a_malformed_decision_is_refused_with_the_field(waiting, approver, decision, comment, field):
+    with pytest.raises(DecisionInvalid) as caught:
+        approval_decide(run=waiting, approver=approver, decision=decision, comment=comment)
+    assert caught.value.field == field
+    assert Approval.objects.count() == 0
+
+
+def test_one_rejection_ends_it_and_nobody_decides_twice(waiting, approver, approver2):
+    approval_decide(run=waiting, approver=approver, decision="reject", comment="No change window today.")
+    with pytest.raises(DecisionRefused, match="already decided"):
+        approval_decide(run=waiting, approver=approver, decision="approve", comment="changed my mind")
+    with pytest.raises(DecisionRefused, match="already rejected"):
+        approval_decide(run=waiting, approver=approver2, decision="approve", comment="ok")
+    assert run_approval_state(waiting) == "rejected"
+
+
+def test_a_high_risk_change_needs_two_approvers(operator, approver, approver2, submit):
+    run = submit(
+        operator, {"devices": {"r1": "ip route 10.44.0.0/24 Null0\n"}, "expect": None}
+    )  # r1 is critical
+    assert run.risk_tier == "high"
+    approval_decide(run=run, approver=approver, decision="approve", comment="first look")
+    assert run_approval_state(run) == "pending"
+    assert [r.run_id for r in approval_queue(approver2)] == [run.run_id]
+    approval_decide(run=run, approver=approver2, decision="approve", comment="second look")
+    assert run_approval_state(run) == "approved"
+
+
+def test_runs_that_need_no_approval_cannot_be_decided(operator, approver, submit):
+    run = submit(operator, SHIP_READY)
+    with pytest.raises(DecisionRefused, match="only runs that need approval"):
+        approval_decide(run=run, approver=approver, decision="approve", comment="ok")
+
+
+def test_the_queue_is_oldest_first_with_risk_and_blast_radius(operator, operator2, approver, submit):
+    first = submit(operator, NEEDS_APPROVAL, title="first")
+    second = submit(
+        operator2, {"devices": {"r2": "ip route 10.45.0.0/24 Null0\n"}, "expect": None}, title="second"
+    )
+    queue = approval_queue(approver)
+    assert [r.run_id for r in queue] == [first.run_id, second.run_id]
+    assert queue[0].blast["devices"] == 1 and queue[0].required == 1
+    client = Client()
+    client.force_login(approver)
+    page = client.get("/promote/queue/").content.decode()
+    assert page.index("first") < page.index("second") and "medium" in page
+
+
+def test_approving_from_the_page_redirects_to_the_queue(waiting, approver):
+    client = Client()
+    client.force_login(approver)
+    answer = client.post(f"/promote/runs/{waiting.run_id}/", {"decision": "approve", "comment": "fine"})
+    assert answer.status_code == 302 and answer["Location"] == "/promote/queue/"
+    assert Approval.objects.get().decision == "approve"
