@@ -296,6 +296,15 @@ def assessment_results(
         )
 
     title = _line(change.get("title"), "untitled change")
+    # Who ran the change (AU-10): the operator recorded in the seal, as an OSCAL party.
+    people: dict[str, Any] = {}
+    if view["operator"]:
+        operator_uuid = _uuid(digest, "party", "operator")
+        people = {
+            "roles": [{"id": "operator", "title": "AEGIS operator who submitted and ran the change"}],
+            "parties": [{"uuid": operator_uuid, "type": "person", "name": _line(view["operator"])}],
+            "responsible-parties": [{"role-id": "operator", "party-uuids": [operator_uuid]}],
+        }
     return {
         "assessment-results": {
             "uuid": _uuid(digest, "assessment-results"),
@@ -308,6 +317,7 @@ def assessment_results(
                     _prop("verdict", result.get("verdict")),
                     _prop("mapping-basis", "judgement"),
                 ],
+                **people,
                 "remarks": JUDGEMENT_CAVEAT,
             },
             "import-ap": {

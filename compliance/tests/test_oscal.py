@@ -112,6 +112,14 @@ def test_findings_carry_the_crosswalk_state():
     assert {_prop(f, "mapping-basis") for f in findings.values()} == {"judgement"}
 
 
+def test_operator_is_the_responsible_party():
+    _, doc = _export(frameworks=["nist-800-53r5"])
+    metadata = doc["assessment-results"]["metadata"]
+    (party,) = metadata["parties"]
+    assert party["name"] == "olga" and party["type"] == "person"
+    assert metadata["responsible-parties"] == [{"role-id": "operator", "party-uuids": [party["uuid"]]}]
+
+
 def test_pending_is_not_satisfied_with_reason_other_and_says_pending():
     _, doc = _export()
     findings, _ = _findings(doc, "pci-dss-4.0.1")
