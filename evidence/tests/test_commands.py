@@ -115,3 +115,26 @@ def test_admin_shows_the_ledger_but_offers_no_edit_or_delete(sealed, admin_clien
     entry = LedgerEntry.objects.get()
     assert admin_client.get(f"/admin/evidence/ledgerentry/{entry.pk}/delete/").status_code == 403
     assert admin_client.get("/admin/evidence/bundle/add/").status_code == 403
+
+
+def test_seal_result_seals_a_result_file_and_prints_the_seal(evidence_home, tmp_path, result_needs_approval):
+    (tmp_path / "result.json").write_text(json.dumps(result_needs_approval))
+    code, out = run("seal_result", str(tmp_path / "result.json"), "--lab", str(LAB), "--framework", "dora",
+                    "--operator", "olivia")  # fmt: skip
+    assert code == 0, out
+    digest = out.split("seal: ")[1].split()[0]
+    assert (tmp_path / "bundle.json").is_file() and (tmp_path / "report.pdf").is_file()
+    assert run("verify_bundle", str(tmp_path / "report.pdf"))[1].count("PASS") == 10
+    assert digest == json.loads((tmp_path / "bundle.json").read_text())["digest"]
+
+
+def test_seal_result_reports_bad_input_without_a_traceback(evidence_home, tmp_path, result_needs_approval):
+    (tmp_path / "notjson.json").write_text("{")
+    with pytest.raises(CommandError, match="not a JSON result document"):
+        call_command("seal_result", str(tmp_path / "notjson.json"))
+    del result_needs_approval["verdict"]
+    (tmp_path / "result.json").write_text(json.dumps(result_needs_approval))
+    with pytest.raises(CommandError, match="not sealed: result.verdict"):
+        call_command("seal_result", str(tmp_path / "result.json"))
+    with pytest.raises(CommandError, match="No such file"):
+        call_command("seal_result", str(tmp_path / "missing.json"))
