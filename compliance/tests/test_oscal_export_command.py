@@ -129,3 +129,53 @@ def test_system_check_reports_a_broken_data_file(monkeypatch):
     monkeypatch.setattr(checks, "catalogues_load", broken)
     (error,) = compliance_data_check()
     assert error.id == "compliance.E002" and "dora.yaml: controls[2]" in error.msg
+
+
+@pytest.mark.django_db
+@override_settings(AEGIS_HIGH_RISK_APPROVERS=2)
+def test_approvals_recorded_after_sealing_are_applied(tmp_path):
+    from django.contrib.auth import get_user_model
+
+    from preflight.models import ChangeRequest, Lab, PreflightRun
+    from promote.models import Approval
+
+    # given a sealed high-risk bundle, and two approvals recorded on its digest after sealing
+    result = clean_result()
+    result["risk"]["tier"] = "high"
+    rows = controls_for(result, ["dora"], seal=True)
+    bundle = sealed_bundle(result, rows, ["dora"])
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    users = get_user_model().objects
+    olga, alice, bob = (users.create_user(name) for name in ("olga", "alice", "bob"))
+    lab = Lab.objects.create(name="triangle", folder="labs/triangle")
+    change = ChangeRequest.objects.create(operator=olga, lab=lab, title="Announce 10.42.0.0/24")
+    run = PreflightRun.objects.create(change=change, backend="netns", bundle_digest=bundle["digest"])
+    Approval.objects.create(
+        run=run, approver=alice, decision="approve", comment="ok", subject_digest=bundle["digest"]
+    )
+
+    def approval_finding(doc):
+        (res,) = doc["assessment-results"]["results"]
+        return next(f for f in res["findings"] if any(p["value"] == "RTS-17(1)(b)" for p in f["props"]))[
+            "target"
+        ]["status"]
+
+    # when exported with --approvals: one of two approvers -> still pending (not-satisfied, other)
+    stdout, stderr = _run(path, "--approvals")
+    assert approval_finding(json.loads(stdout)) == {
+        "state": "not-satisfied",
+        "reason": "other",
+        "remarks": "AEGIS state: pending. awaiting 1 more approval(s) by approvers other than the operator "
+        "(1 of 2 required for a high-risk change).",
+    }
+    assert "1 recorded decision(s) applied" in stderr
+    # then with the second approver recorded, the control is satisfied
+    Approval.objects.create(
+        run=run, approver=bob, decision="approve", comment="ok", subject_digest=bundle["digest"]
+    )
+    stdout, _ = _run(path, "--approvals")
+    assert approval_finding(json.loads(stdout)) == {"state": "satisfied", "reason": "pass"}
+    # and without --approvals the export says what was sealed: pending
+    stdout, _ = _run(path)
+    assert approval_finding(json.loads(stdout))["state"] == "not-satisfied"

@@ -37,6 +37,12 @@ class Command(BaseCommand):
             help="comma-separated framework ids to map afresh (default: the rows sealed in the bundle, "
             "else settings.AEGIS_FRAMEWORKS)",
         )
+        parser.add_argument(
+            "--approvals",
+            action="store_true",
+            help="apply the approval decisions recorded in the database on this bundle's digest "
+            "(decided after sealing), and map afresh",
+        )
 
     def handle(self, *args, **options):
         path = Path(options["bundle"])
@@ -46,7 +52,8 @@ class Command(BaseCommand):
             raise CommandError(f"{path}: cannot read: {exc.strerror}") from exc
         if data[:5] == b"%PDF-":
             raise CommandError(
-                f"{path} is a PDF: give the bundle.json (extract it with `manage.py verify_bundle`)"
+                f"{path} is a PDF: give the bundle.json sealed with it (the PDF carries it as an attachment: "
+                "`pdfdetach -saveall FILE.pdf`)"
             )
         try:
             bundle = json.loads(data)
@@ -55,7 +62,14 @@ class Command(BaseCommand):
         try:
             view = bundle_view(bundle)
             controls = None
-            if options["frameworks"] or not view["controls"]:
+            approvals = None
+            if options["approvals"]:
+                from compliance.selectors import approvals_for_bundle
+
+                approvals = approvals_for_bundle(view["digest"])
+            if options["frameworks"] or options["approvals"] or not view["controls"]:
+                from django.conf import settings
+
                 from compliance.selectors import frameworks_default
 
                 frameworks = (
@@ -66,6 +80,8 @@ class Command(BaseCommand):
                 controls = controls_for(
                     view["result"],
                     frameworks,
+                    approvals=approvals,
+                    high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS,
                     operator=view["operator"],
                     seal={"digest": view["digest"], "ledger_index": view["ledger_index"]}
                     if view["sealed"]
@@ -97,6 +113,7 @@ class Command(BaseCommand):
             f"{where}: OSCAL {OSCAL_VERSION} assessment-results, valid against the official schema; "
             f"{len(ar['results'])} framework(s), {sum(states.values())} finding(s) "
             f"({states['satisfied']} satisfied, {states['pending']} pending, {states['not_satisfied']} not satisfied)"
+            + (f"; {len(approvals)} recorded decision(s) applied" if approvals is not None else "")
             + (
                 ""
                 if view["sealed"]
