@@ -34,7 +34,7 @@ from evidence.core.bundle import (
     statement_seal,
 )
 from evidence.core.checkpoint import CheckpointError, checkpoint_sign, checkpoint_verify, tlog_proof_format
-from evidence.core.keys import SigningKey, keyring_add, keyring_load, signing_key_load_or_create
+from evidence.core.keys import KeyFileError, SigningKey, keyring_add, keyring_load, signing_key_load_or_create
 from evidence.models import Bundle, Checkpoint, LedgerEntry
 
 log = logging.getLogger("aegis.evidence")
@@ -68,8 +68,18 @@ def site_key() -> SigningKey:
 
 
 def trusted_keys() -> dict[str, Ed25519PublicKey]:
-    """Public keys this site accepts on bundles and checkpoints: the keyring (old and current)."""
-    site_key()
+    """Public keys this site accepts on bundles and checkpoints: the keyring (old and current).
+
+    Verifying needs no private key: a process that may not read the site key file (the web
+    server, when the twin worker owns the key) still verifies with the public keyring.
+    """
+    try:
+        site_key()
+    except KeyFileError:
+        keys = keyring_load(keyring_dir())
+        if keys:
+            return keys
+        raise
     return keyring_load(keyring_dir())
 
 

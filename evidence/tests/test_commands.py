@@ -138,3 +138,14 @@ def test_seal_result_reports_bad_input_without_a_traceback(evidence_home, tmp_pa
         call_command("seal_result", str(tmp_path / "result.json"))
     with pytest.raises(CommandError, match="No such file"):
         call_command("seal_result", str(tmp_path / "missing.json"))
+
+
+def test_verifying_needs_only_the_public_keyring(sealed, settings, tmp_path):
+    # The web server may not read the private key the twin worker owns: simulate an
+    # unreadable key file (a dangling path counts as well for root, who reads anything).
+    settings.AEGIS_SITE_KEY_FILE = tmp_path / "unreadable" / "site.pem"
+    (tmp_path / "unreadable").mkdir()
+    (tmp_path / "unreadable" / "site.pem").write_text("not a key")
+    (tmp_path / "unreadable" / "site.pem").chmod(0o600)
+    code, out = run("verify_bundle", str(sealed.bundle_path))
+    assert code == 0, out
