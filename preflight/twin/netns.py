@@ -784,8 +784,9 @@ def _ospf_neighbors(data: Any) -> dict[str, str]:
 def _ospf6_interfaces(data: Any) -> dict[str, str]:
     if not isinstance(data, dict):
         return {}
-    return {name: str(i.get("state", "")) for name, i in data.items()
-            if isinstance(i, dict) and i.get("attachedToArea") and "state" in i}
+    # FRR 8.4 calls it "ospf6InterfaceState"; interfaces not attached to an area have none.
+    return {name: str(i.get("ospf6InterfaceState") or i.get("state")) for name, i in data.items()
+            if isinstance(i, dict) and i.get("attachedToArea") and ("ospf6InterfaceState" in i or "state" in i)}
 
 
 def _ospf6_neighbors(data: Any) -> dict[str, str]:

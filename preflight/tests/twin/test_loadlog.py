@@ -62,3 +62,19 @@ def test_harmless_classes_are_warnings_not_rejections():
 def test_command_incomplete_without_line_prefix_finds_its_line():
     rejected, _ = classify_vtysh_output("r1", "% Command incomplete[42]: interface r1-eth0\n", CONFIG)
     assert rejected[0].line_no == 2 and rejected[0].message == "% Command incomplete"
+
+
+def test_protocol_json_normalisers_use_frr_8_4_field_names():
+    # shapes as FRR 8.4.4 prints them (trimmed)
+    from preflight.twin.netns import _bfd_peers, _ospf6_interfaces, _ospf_interfaces, _ospf_neighbors
+    assert _ospf6_interfaces({"lo": {"status": "up"}, "r2-eth2": {"attachedToArea": True,
+                                                                 "ospf6InterfaceState": "Waiting"}}) == {
+        "r2-eth2": "Waiting"}
+    assert _ospf_interfaces({"interfaces": {"r2-eth1": {"ospfEnabled": True, "state": "Waiting"}}}) == {
+        "r2-eth1": "Waiting"}
+    assert _ospf_neighbors({"neighbors": {"10.0.0.2": [{"nbrState": "Full/DR", "ifaceName": "eth1:10.0.0.1"}]}}) \
+        == {"10.0.0.2@eth1": "Full"}
+    peers = [{"peer": "fe80::2", "interface": "eth2", "vrf": "default", "multihop": False, "status": "up", "id": 7},
+             {"peer": "10.0.0.9", "vrf": "default", "multihop": True, "status": "down", "id": 9}]
+    assert _bfd_peers(peers) == _bfd_peers(list(reversed(peers))) == {
+        "fe80::2|eth2": {"status": "up"}, "10.0.0.9||multihop": {"status": "down"}}
