@@ -1,0 +1,111 @@
+"""End-to-end preflight time, per step, against one raw spawn->converge of the same twin.
+
+    sudo .venv/bin/python benchmarks/preflight_e2e.py [--sizes triangle,10,50,100] [--markdown]
+
+For each lab (the bundled `triangle`, and leaf-spine eBGP fabrics of N routers generated with
+`preflight.twin.fabricgen`: 2 spines up to 50 nodes, 4 above) it runs, one after the other:
+
+* raw: `NetnsBackend.spawn` + `converge` (wall time until converge() returned) + teardown;
+* pipeline: `run_preflight` with a clean, declared change (the last leaf, or r3, announces a
+  new /24), timed end to end, with the pipeline's own per-step timings.
+
+Printed: seconds per step, end to end, raw spawn->converged, and the ratio e2e / raw. Targets
+(issue 3): 3-node lab under 10 s end to end; end to end <= 4x one raw convergence. Figures are
+printed, never asserted. Needs root and FRR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from preflight.core.change import change_from_parts  # noqa: E402
+from preflight.core.pipeline import STEPS, run_preflight  # noqa: E402
+from preflight.twin.fabricgen import fabric_write  # noqa: E402
+from preflight.twin.netns import NetnsBackend  # noqa: E402
+from preflight.twin.topology import load_lab  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHOWN_STEPS = ("static", "spawn", "converge_baseline", "snapshot_baseline", "apply", "converge_change",
+               "snapshot_change", "invariants", "rollback", "converge_rollback", "snapshot_rollback", "teardown")
+
+
+def lab_for(size: str, tmp: Path) -> Path:
+    if size == "triangle":
+        return REPO / "labs" / "triangle"
+    n = int(size)
+    spines = 2 if n <= 50 else 4
+    return fabric_write(tmp / f"fabric{n}", spines, n - spines, name=f"fabric{n}")
+
+
+def change_for(topology) -> dict:
+    routers = topology.routers()
+    node = "r3" if "r3" in routers else sorted(r for r in routers if r.startswith("leaf"))[-1]
+    from preflight.core.frrconf import config_model
+
+    asn = config_model(topology.nodes[node].frr_conf or "").bgp_asn
+    text = (f"ip route 10.99.0.0/24 Null0\nrouter bgp {asn}\n address-family ipv4 unicast\n"
+            f"  network 10.99.0.0/24\n")
+    return change_from_parts(title="benchmark: announce 10.99.0.0/24", description="", devices={node: text},
+                             expect={"prefixes_added": {"*": ["10.99.0.0/24"]}}, source="api", topology=topology)
+
+
+def raw_converge(topology, timeout: float) -> tuple[float, float, bool]:
+    """(spawn s, spawn->converge() returned s, converged) of one plain twin run."""
+    t0 = time.monotonic()
+    twin = NetnsBackend().spawn(topology, None)
+    try:
+        spawn_s = time.monotonic() - t0
+        cr = twin.converge(timeout)
+        return spawn_s, time.monotonic() - t0, cr.converged
+    finally:
+        twin.teardown()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="triangle,10,50,100")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (network namespaces)", file=sys.stderr)
+        return 2
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
+        for size in args.sizes.split(","):
+            lab = lab_for(size.strip(), Path(tmp))
+            topology = load_lab(lab)
+            spawn_s, raw_s, raw_ok = raw_converge(topology, args.timeout)
+            t0 = time.monotonic()
+            result = run_preflight(lab, change_for(topology), backend="netns", converge_timeout=args.timeout)
+            e2e = time.monotonic() - t0
+            rows.append({"lab": size, "nodes": len(topology.routers()), "raw_spawn_s": spawn_s,
+                         "raw_converged_s": raw_s, "raw_ok": raw_ok, "e2e_s": e2e, "verdict": result["verdict"],
+                         "reasons": [r["code"] for r in result["reasons"]], "timings": result["timings"]})
+            r = rows[-1]
+            print(f"{size}: {r['nodes']} routers, raw spawn->converged {raw_s:.1f} s "
+                  f"({'ok' if raw_ok else 'NOT converged'}), pipeline e2e {e2e:.1f} s = {e2e / raw_s:.1f}x raw, "
+                  f"verdict {r['verdict']} {r['reasons']}", flush=True)
+            print("   " + ", ".join(f"{s} {result['timings'].get(s, 0):.2f}" for s in STEPS
+                                     if result["timings"].get(s) is not None), flush=True)
+    if args.markdown:
+        print()
+        print("| lab | routers | raw spawn→converged s | pipeline e2e s | e2e / raw | verdict | "
+              + " | ".join(SHOWN_STEPS) + " |")
+        print("|---|---|---|---|---|---|" + "---|" * len(SHOWN_STEPS))
+        for r in rows:
+            steps = " | ".join(f"{r['timings'].get(s, 0):.2f}" for s in SHOWN_STEPS)
+            print(f"| {r['lab']} | {r['nodes']} | {r['raw_converged_s']:.1f} | {r['e2e_s']:.1f} | "
+                  f"{r['e2e_s'] / r['raw_converged_s']:.1f}× | {r['verdict']} | {steps} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
