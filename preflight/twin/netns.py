@@ -214,6 +214,12 @@ class NetnsTwin:
         for ns in namespaces:
             if (runstate.NETNS_DIR / ns).exists():
                 raise TwinError(f"namespace {ns} already exists; run `manage.py twin_reap`")
+        # Mount points for the node's own folders. FRR's package creates them, but /run/frr
+        # only appears once the host service has started (not in a fresh container).
+        for mountpoint in ("/etc/frr", "/var/run/frr"):
+            if not os.path.isdir(mountpoint):
+                os.makedirs(mountpoint, mode=0o755, exist_ok=True)
+                shutil.chown(mountpoint, "frr", "frr")
         self.dir.mkdir(parents=True, exist_ok=False, mode=0o755)
         self.state = {
             "run_id": self.run_id, "label": self.label, "lab": topo.name, "source": topo.source,
