@@ -41,6 +41,7 @@ from compliance.crosswalk import (
     PENDING,
     RESULT_FORMAT,
     SATISFIED,
+    STATES,
     control_states,
     controls_for,
 )
@@ -210,6 +211,7 @@ def assessment_results(
         )
     if not controls:
         raise OscalError("no crosswalk rows to export: choose at least one framework")
+    _rows_check(controls)
     catalogues = catalogues_load()
     frameworks = list(dict.fromkeys(row["framework"] for row in controls))
     unknown = [f for f in frameworks if f not in catalogues]
@@ -328,6 +330,37 @@ def assessment_results(
             "back-matter": {"resources": resources},
         }
     }
+
+
+_ROW_KEYS = (
+    "framework",
+    "control_id",
+    "title",
+    "meaning",
+    "artifact",
+    "state",
+    "why",
+    "text_marking",
+    "source_note",
+    "oscal_id",
+)
+
+
+def _rows_check(rows: Any) -> None:
+    # Rows sealed in an older bundle may predate a key; say so instead of failing half-way.
+    if not isinstance(rows, list):
+        raise OscalError("crosswalk rows must be a list of objects")
+    for i, row in enumerate(rows):
+        missing = [k for k in _ROW_KEYS if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise OscalError(
+                f"crosswalk row {i} lacks {', '.join(missing)} (rows sealed by an older AEGIS?): "
+                "map afresh with `oscal_export --frameworks ...`"
+            )
+        if row["state"] not in STATES:
+            raise OscalError(
+                f"crosswalk row {i} has unknown state {row['state']!r}; expected one of {', '.join(STATES)}"
+            )
 
 
 def _result_for(

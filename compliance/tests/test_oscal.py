@@ -163,6 +163,18 @@ def test_unreadable_input_is_a_clear_error(bad, words):
         assessment_results(bad, None)
 
 
+def test_rows_sealed_without_a_key_are_a_clear_error():
+    result = clean_result()
+    rows = controls_for(result, ["nist-800-53r5"], seal=True)
+    for row in rows:
+        del row["oscal_id"]
+    with pytest.raises(OscalError, match="crosswalk row 0 lacks oscal_id .*--frameworks"):
+        assessment_results(sealed_bundle(result, rows, ["nist-800-53r5"]), None)
+    rows[0]["oscal_id"], rows[0]["state"] = "cm-3", "maybe"
+    with pytest.raises(OscalError, match="unknown state 'maybe'"):
+        assessment_results(sealed_bundle(result, rows[:1], ["nist-800-53r5"]), None)
+
+
 def test_plain_result_exports_marked_unsealed():
     result = clean_result()
     doc = assessment_results(result, controls_for(result, ["nist-800-53r5"]))
