@@ -15,7 +15,7 @@ from compliance.catalogues import (
     framework_list,
     frameworks_check,
 )
-from compliance.crosswalk import CROSSWALK_FILE, crosswalk_load
+from compliance.crosswalk import CROSSWALK_FILE, RULES, crosswalk_load
 
 CONTRACT_IDS = [
     "nist-800-53r5",
@@ -45,7 +45,7 @@ controls:
 
 def test_every_framework_of_the_contract_is_catalogued():
     ids = [f["id"] for f in framework_list()]
-    assert sorted(ids) == sorted(CONTRACT_IDS)
+    assert set(CONTRACT_IDS) <= set(ids)  # a site may add frameworks (docs/compliance.md)
     for entry in framework_list():
         assert entry["title"] and entry["version"]
 
@@ -150,5 +150,5 @@ def test_typo_in_the_crosswalk_names_file_and_entry(tmp_path, old, new, words):
 
 
 def test_shipped_files_all_load():
-    assert len(list(FRAMEWORKS_DIR.glob("*.yaml"))) == len(CONTRACT_IDS)
-    assert len(crosswalk_load()) == 14
+    assert len(list(FRAMEWORKS_DIR.glob("*.yaml"))) == len(catalogues_load())
+    assert {a.id for a in crosswalk_load()} == set(RULES)
