@@ -46,6 +46,71 @@ class DeviceSpec:
         return d
 
 
+class InventoryError(ValueError):
+    """A device inventory entry that cannot be used; the message names the device and field."""
+
+
+PLATFORM_NAMES = ("frr", "cisco_ios", "arista_eos", "juniper_junos")
+_SPEC_FIELDS = {
+    "host",
+    "platform",
+    "port",
+    "username",
+    "key_file",
+    "password",
+    "use_sudo",
+    "timeout",
+    "known_hosts",
+}
+
+
+def device_inventory_load(data: Any) -> dict[str, DeviceSpec]:
+    """Validate an inventory mapping `{devices: {name: {host, port, ...}}}` (e.g. parsed YAML).
+
+    Every problem is reported at once, each naming the device and the field to fix.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("devices"), dict) or not data["devices"]:
+        raise InventoryError("inventory: expected a mapping with a non-empty `devices:` section")
+    specs: dict[str, DeviceSpec] = {}
+    problems: list[str] = []
+    for name, entry in data["devices"].items():
+        where = f"devices.{name}"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected a mapping with at least `host`")
+            continue
+        unknown = sorted(set(entry) - _SPEC_FIELDS)
+        if unknown:
+            problems.append(
+                f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_SPEC_FIELDS))}"
+            )
+        host = entry.get("host")
+        if not isinstance(host, str) or not host.strip():
+            problems.append(f"{where}.host: missing (the device's management address or name)")
+        port = entry.get("port", 22)
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            problems.append(f"{where}.port: must be a whole number 1-65535, got {port!r}")
+        platform = entry.get("platform", "frr")
+        if platform not in PLATFORM_NAMES:
+            problems.append(f"{where}.platform: {platform!r} is not one of {', '.join(PLATFORM_NAMES)}")
+        timeout = entry.get("timeout", 20.0)
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+            problems.append(f"{where}.timeout: must be a positive number of seconds")
+        if not isinstance(entry.get("use_sudo", False), bool):
+            problems.append(f"{where}.use_sudo: must be true or false")
+        for key in ("username", "key_file", "password", "known_hosts"):
+            if key in entry and not isinstance(entry[key], str):
+                problems.append(f"{where}.{key}: must be text")
+        if not entry.get("key_file") and not entry.get("password"):
+            problems.append(f"{where}: give `key_file` (an SSH private key) or, failing that, `password`")
+        if not problems or not any(p.startswith(where) for p in problems):
+            specs[str(name)] = DeviceSpec(
+                name=str(name), **{k: v for k, v in entry.items() if k in _SPEC_FIELDS}
+            )
+    if problems:
+        raise InventoryError("inventory: " + "; ".join(problems))
+    return specs
+
+
 @dataclass
 class DryRunResult:
     device: str

@@ -181,65 +181,76 @@ def promotion_execute(
     for n in involved:
         entries[n] = {"spec": devices[n].describe(), "changed": n in changed}
 
-    with ExitStack() as stack:
-        drift: list[DriftResult] = []
-        try:
-            for n in involved:
-                conns[n] = stack.enter_context(connect(devices[n]))
-                running = conns[n].running_config()
-                d = drift_check(n, running, baseline_text=baselines[n])
-                entries[n]["drift"] = d.as_dict()
-                drift.append(d)
-        except ConnectorError as exc:
-            return finish("refused", gate.reasons + [f"drift check could not read the device: {exc}"])
-        gate = gate_with_drift(gate, drift)
-        if not gate.passed:
-            return finish("refused", g=gate)
-
-        # The best candidate is the twin's own post-change running config (it also covers `no`
-        # lines); the pipeline records it as twin.running_configs.after when it can.
-        from_twin = ((result.get("twin") or {}).get("running_configs") or {}).get("after") or {}
-        try:
-            cands = {
-                n: (candidates or {}).get(n) or from_twin.get(n) or candidate_build(baselines[n], changed[n])
-                for n in sorted(changed)
-            }
-        except CandidateError as exc:
-            return finish("refused", [str(exc)], g=gate)
-
-        try:
-            dry = {}
-            for n, cand in cands.items():
-                dry[n] = conns[n].dry_run(cand)
-                entries[n]["dry_run"] = dry[n].as_dict()
-        except ConnectorError as exc:
-            return finish("failed", [f"dry-run: {exc}"], g=gate)
-        bad = [
-            f"{n}: candidate refused by FRR's parser: {'; '.join(r.syntax_errors)}"
-            for n, r in dry.items()
-            if not r.syntax_ok
-        ]
-        if gate.mode != LIVE:
-            return finish("failed" if bad else "dry_run", bad or [], g=gate)
-        if bad:
-            return finish("refused", bad + ["nothing was applied"], g=gate)
-
-        # Live: the approvals are used now, whatever happens on the devices.
-        consumed = [a.jti for a in gate.approvals if a.decision == "approve"]
-        for n, cand in cands.items():
+    used: list[str] = []  # approvals consumed once a live apply starts
+    try:
+        with ExitStack() as stack:
+            drift: list[DriftResult] = []
             try:
-                res = conns[n].apply(cand)
+                for n in involved:
+                    conns[n] = stack.enter_context(connect(devices[n]))
+                    running = conns[n].running_config()
+                    d = drift_check(n, running, baseline_text=baselines[n])
+                    entries[n]["drift"] = d.as_dict()
+                    drift.append(d)
             except ConnectorError as exc:
-                entries[n]["apply"] = {"applied": False, "error": str(exc)}
-                return finish("failed", [f"{n}: {exc}; devices after it were not touched"], consumed, g=gate)
-            entries[n]["apply"] = res.as_dict()
-            if not res.applied or not res.saved:
-                return finish(
-                    "failed", [f"{n}: {res.error}; devices after it were not touched"], consumed, g=gate
-                )
+                return finish("refused", gate.reasons + [f"drift check could not read the device: {exc}"])
+            gate = gate_with_drift(gate, drift)
+            if not gate.passed:
+                return finish("refused", g=gate)
 
-        verification = _verify(conns, predicted, verify_timeout)
-        return finish("applied", [], consumed, verification, g=gate)
+            # The best candidate is the twin's own post-change running config (it also covers `no`
+            # lines); the pipeline records it as twin.running_configs.after when it can.
+            from_twin = ((result.get("twin") or {}).get("running_configs") or {}).get("after") or {}
+            try:
+                cands = {
+                    n: (candidates or {}).get(n)
+                    or from_twin.get(n)
+                    or candidate_build(baselines[n], changed[n])
+                    for n in sorted(changed)
+                }
+            except CandidateError as exc:
+                return finish("refused", [str(exc)], g=gate)
+
+            try:
+                dry = {}
+                for n, cand in cands.items():
+                    dry[n] = conns[n].dry_run(cand)
+                    entries[n]["dry_run"] = dry[n].as_dict()
+            except ConnectorError as exc:
+                return finish("failed", [f"dry-run: {exc}"], g=gate)
+            bad = [
+                f"{n}: candidate refused by FRR's parser: {'; '.join(r.syntax_errors)}"
+                for n, r in dry.items()
+                if not r.syntax_ok
+            ]
+            if gate.mode != LIVE:
+                return finish("failed" if bad else "dry_run", bad or [], g=gate)
+            if bad:
+                return finish("refused", bad + ["nothing was applied"], g=gate)
+
+            # Live: the approvals are used now, whatever happens on the devices.
+            consumed = used
+            used.extend(a.jti for a in gate.approvals if a.decision == "approve")
+            for n, cand in cands.items():
+                try:
+                    res = conns[n].apply(cand)
+                except ConnectorError as exc:
+                    entries[n]["apply"] = {"applied": False, "error": str(exc)}
+                    return finish(
+                        "failed", [f"{n}: {exc}; devices after it were not touched"], consumed, g=gate
+                    )
+                entries[n]["apply"] = res.as_dict()
+                if not res.applied or not res.saved:
+                    return finish(
+                        "failed", [f"{n}: {res.error}; devices after it were not touched"], consumed, g=gate
+                    )
+
+            verification = _verify(conns, predicted, verify_timeout)
+            return finish("applied", [], consumed, verification, g=gate)
+    except Exception as exc:  # noqa: BLE001 - every attempt must end in a record, never a traceback
+        return finish(
+            "failed", [f"unexpected error during promotion: {type(exc).__name__}: {exc}"], used, g=gate
+        )
 
 
 def _verify(conns: dict[str, Connector], predicted: dict[str, Any], timeout: float) -> dict[str, Any]:

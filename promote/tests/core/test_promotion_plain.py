@@ -149,3 +149,57 @@ def test_state_compare_reports_each_difference(edit, fragment):
     edit(observed)
     problems = state_compare("r2", PREDICTED, observed)
     assert len(problems) == 1 and fragment in problems[0] and problems[0].startswith("r2: ")
+
+
+def _closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    return port
+
+
+def test_unreachable_device_gives_a_refusal_record_not_a_traceback():
+    from promote.connectors import DeviceSpec
+
+    site = Site()
+    bundle = site.seal(
+        result_doc(verdict="ship_ready", risk="low", configs={"r1": BASE}), configs={"r1": BASE}
+    )
+    spec = DeviceSpec(
+        name="r1", host="127.0.0.1", port=_closed_port(), username="aegis", key_file="/nonexistent", timeout=3
+    )
+    out = run(site, bundle, [], {"r1": spec})
+    assert out.outcome == "refused"
+    assert any("drift check could not read the device" in r and "r1" in r for r in out.record["reasons"])
+
+
+class _Exploding:
+    """A connector whose device answers nonsense: an error no connector anticipated."""
+
+    transcript: list = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def running_config(self):
+        raise RuntimeError("device sent garbage")
+
+
+def test_unexpected_errors_still_end_in_a_record():
+    site = Site()
+    bundle = site.seal(
+        result_doc(verdict="ship_ready", risk="low", configs={"r1": BASE}), configs={"r1": BASE}
+    )
+    from promote.connectors import DeviceSpec
+
+    out = run(
+        site, bundle, [], {"r1": DeviceSpec(name="r1", host="127.0.0.1")}, connect=lambda spec: _Exploding()
+    )
+    assert out.outcome == "failed"
+    assert out.record["reasons"] == ["unexpected error during promotion: RuntimeError: device sent garbage"]
