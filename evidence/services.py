@@ -328,10 +328,8 @@ def run_seal(
 ) -> SealOutcome:
     """Seal a preflight result: signed bundle, ledger leaf + checkpoint, Bundle row, bundle.json
     and report.pdf in `out_dir` (default AEGIS_HOME/bundles/<run id>). Operator-level action;
-    the caller has authorised it. Raises SealError/BundleError before writing anything on bad input.
+    the caller has authorised it. Raises SealError before writing anything on bad input.
     """
-    from evidence.core.pdf import PdfError, report_render
-
     try:
         result_check(result)
         lab_files = lab_files_collect(lab_dir) if lab_dir else None
@@ -359,8 +357,54 @@ def run_seal(
         raise SealError(str(exc)) from exc
     out_dir = Path(out_dir) if out_dir else Path(settings.AEGIS_HOME) / "bundles" / result["run_id"]
     keys = trusted_keys()
-    # Everything that can fail runs inside the transaction, so a failure leaves no ledger
-    # leaf, checkpoint or row behind; only renames of finished files follow the commit.
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SealError(f"{out_dir} exists and is not a folder; choose another output folder")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.sealing-", dir=out_dir.parent))
+    except OSError as exc:
+        raise SealError(f"cannot write to {out_dir.parent}: {exc.strerror or exc}") from exc
+    try:
+        # Everything that can fail runs inside the transaction (files go to a staging folder
+        # first), so a failure leaves no ledger leaf, checkpoint, row or file behind; only
+        # renames within one folder follow the commit.
+        row, appended = _seal_commit(result, statement, envelope, digest, key, keys, frameworks, operator,
+                                     approvals, out_dir, staging)  # fmt: skip
+        out_dir.mkdir(exist_ok=True)
+        for item in sorted(staging.iterdir()):
+            target = out_dir / item.name
+            if item.is_dir() and target.is_dir():
+                for sub in item.iterdir():
+                    os.replace(sub, target / sub.name)
+            else:
+                os.replace(item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return SealOutcome(
+        bundle_id=row.pk,
+        digest=digest,
+        bundle_path=out_dir / "bundle.json",
+        pdf_path=out_dir / "report.pdf",
+        ledger_index=appended.index,
+    )
+
+
+def _seal_commit(
+    result: dict[str, Any],
+    statement: dict[str, Any],
+    envelope: dict[str, Any],
+    digest: str,
+    key: SigningKey,
+    keys: dict[str, Ed25519PublicKey],
+    frameworks: list[str],
+    operator: str | None,
+    approvals: list[dict] | None,
+    out_dir: Path,
+    staging: Path,
+) -> tuple[Bundle, LedgerAppend]:
+    """Ledger leaf, checkpoint, PDF, Bundle row and the files (in `staging`), in one transaction."""
+    from evidence.core.pdf import PdfError, report_render
+
     with transaction.atomic():
         appended = ledger_append("bundle", digest, ref=result["run_id"], key=key)
         ledger = {
@@ -397,14 +441,11 @@ def run_seal(
             json_path=str(out_dir / "bundle.json"),
             pdf_path=str(out_dir / "report.pdf"),
         )
-    export_write(out_dir, bundle_bytes, pdf_bytes, keys.values())
-    return SealOutcome(
-        bundle_id=row.pk,
-        digest=digest,
-        bundle_path=out_dir / "bundle.json",
-        pdf_path=out_dir / "report.pdf",
-        ledger_index=appended.index,
-    )
+        try:
+            export_write(staging, bundle_bytes, pdf_bytes, keys.values())
+        except OSError as exc:
+            raise SealError(f"cannot write the export to {out_dir}: {exc.strerror or exc}") from exc
+    return row, appended
 
 
 def bundle_report_render(bundle_row: Bundle, *, approvals: list[dict] | None = None) -> bytes:

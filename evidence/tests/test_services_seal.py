@@ -230,6 +230,31 @@ def test_a_failing_pdf_rolls_back_the_ledger_append(evidence_home, settings, tmp
         )
     assert (Bundle.objects.count(), LedgerEntry.objects.count(), Checkpoint.objects.count()) == (0, 0, 0)
     assert not (tmp_path / "x").exists()
+    assert not [p.name for p in tmp_path.iterdir() if "sealing" in p.name]  # no staging folder left
+
+
+def test_an_output_path_that_is_a_file_is_refused_before_sealing(
+    evidence_home, tmp_path, result_needs_approval
+):
+    (tmp_path / "taken").write_text("not a folder")
+    with pytest.raises(SealError, match="is not a folder"):
+        run_seal(result_needs_approval, lab_dir=LAB, change_text=None, out_dir=tmp_path / "taken", frameworks=[],
+                 operator="o")  # fmt: skip
+    assert LedgerEntry.objects.count() == 0
+
+
+def test_sealing_again_into_the_same_folder_replaces_the_files(sealed, result_blocked):
+    outcome, out = sealed
+    again = run_seal(result_blocked, lab_dir=LAB, change_text=None, out_dir=out, frameworks=[], operator="o")
+    assert again.digest != outcome.digest
+    assert json.loads((out / "bundle.json").read_text())["digest"] == again.digest
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bundle.json",
+        "report.pdf",
+        "site-keys",
+        "verify_standalone.py",
+    ]
+    assert not [p.name for p in out.parent.iterdir() if "sealing" in p.name]
 
 
 def test_re_rendering_with_approvals_changes_the_pdf_not_the_bundle(sealed):
