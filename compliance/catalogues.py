@@ -24,7 +24,7 @@ FRAMEWORKS_DIR = DATA_DIR / "frameworks"
 
 MARKINGS = {
     "V": "verified against the primary source or a verbatim reproduction",
-    "S": "secondary source only; check the official text before quoting it",
+    "S": "from a secondary source only: check the official text before quoting it",
 }
 
 # OSCAL token (ASCII subset of the schema's `^(\p{L}|_)(\p{L}|\p{N}|[.\-_])*$`).
@@ -50,11 +50,13 @@ class Control:
     marking: str  # "V" | "S"
     oscal_id: str
     note: str = ""
+    source: str = ""  # the framework's source line
 
     @property
     def source_note(self) -> str:
-        text = MARKINGS[self.marking]
-        return f"[{self.marking}] {text}" + (f"; {self.note}" if self.note else "")
+        """e.g. "[V] NIST SP 800-53 Rev. 5, ... (text verified against the primary source or ...)"."""
+        text = f"[{self.marking}] {self.source or 'source not recorded'} (text {MARKINGS[self.marking]})"
+        return text + (f"; {self.note}" if self.note else "")
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ def catalogue_load(path: str | Path) -> Framework:
             marking=marking,
             oscal_id=oscal_id,
             note=_need_str(note, where, "note") if note else "",
+            source=fields["source"],
         )
     return Framework(
         id=fid,
