@@ -16,7 +16,9 @@ device failure, and always returns a promotion record for the ledger:
 4. Connections are always closed.
 
 Approval tokens are consumed (single use) by a live attempt that passed the gate; a dry-run
-consumes nothing, so an approver's token can be dry-run first and then used live once.
+consumes nothing, so an approver's token can be dry-run first and then used live once. The
+shell passes `consume(jtis)`, which must record them atomically or raise (another promotion
+got there first); it is called after every check and before the first device is changed.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def promotion_execute(
     candidates: dict[str, str] | None = None,
     connect: Callable[[DeviceSpec], Connector] = connector_for,
     verify_timeout: float = 30.0,
+    consume: Callable[[list[str]], None] | None = None,
     now: datetime | None = None,
 ) -> PromotionOutcome:
     """Run one promotion attempt (see the module docstring). Never raises for refusals."""
@@ -228,9 +231,21 @@ def promotion_execute(
             if bad:
                 return finish("refused", bad + ["nothing was applied"], g=gate)
 
-            # Live: the approvals are used now, whatever happens on the devices.
+            # Live: the approvals are used now, whatever happens on the devices. `consume` lets
+            # the shell mark them used atomically (e.g. a unique row) before anything is applied,
+            # so two concurrent promotions cannot both spend one approval.
+            jtis = [a.jti for a in gate.approvals if a.decision == "approve"]
+            if consume is not None:
+                try:
+                    consume(jtis)
+                except Exception as exc:  # noqa: BLE001 - whatever the store raises means "not yours"
+                    return finish(
+                        "refused",
+                        [f"G3: approval already used by another promotion ({exc}); nothing was applied"],
+                        g=gate,
+                    )
             consumed = used
-            used.extend(a.jti for a in gate.approvals if a.decision == "approve")
+            used.extend(jtis)
             for n, cand in cands.items():
                 try:
                     res = conns[n].apply(cand)

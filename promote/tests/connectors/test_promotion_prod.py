@@ -19,7 +19,7 @@ import pytest
 from evidence.core.bundle import lab_files_collect
 from promote.connectors import ConnectorError, DeviceSpec, connector_for
 from promote.connectors.frr_ssh import FrrSshConnector
-from promote.core.approvals import approver_keyring
+from promote.core.approvals import approval_verify, approver_keyring
 from promote.core.drift import config_digest
 from promote.core.promotion import promotion_execute
 from promote.tests.bundles import Approver, Site
@@ -247,7 +247,16 @@ def test_live_applies_and_read_back_matches_the_twin_prediction(site, bundle, tw
     prod = fresh_prod
     _, result = twin_result
     tokens = approvals_for(bundle, twin_result)
-    out = promote(site, bundle, prod, tokens, live_requested=True, site_allows_live=True)
+    consumed_by_shell: list[str] = []
+    out = promote(
+        site,
+        bundle,
+        prod,
+        tokens,
+        live_requested=True,
+        site_allows_live=True,
+        consume=lambda jtis: consumed_by_shell.extend(sorted(jtis)),
+    )
     assert out.outcome == "applied", out.record["reasons"]
     assert out.record["devices"]["r1"]["apply"]["applied"] and out.record["devices"]["r1"]["apply"]["saved"]
     assert out.record["devices"]["r1"]["apply"]["remaining_delta"] == []
@@ -262,6 +271,7 @@ def test_live_applies_and_read_back_matches_the_twin_prediction(site, bundle, tw
     # saved: the router's own frr.conf now holds the change (write memory)
     saved = (prod.routers["r1"].etc / "frr.conf").read_text()
     assert "network 192.0.2.0/24" in saved and "ip route 192.0.2.0/24 Null0" in saved
+    assert consumed_by_shell == sorted(out.consumed_jtis), "consume() saw exactly the approvals used"
     # the approvals were used; presenting them again is a replay
     assert sorted(out.consumed_jtis) == sorted(a.jti for a in out.gate.approvals)
     again = promote(
@@ -312,6 +322,24 @@ def test_live_with_a_candidate_frr_refuses_applies_nothing(site, bundle, twin_re
     assert "nothing was applied" in out.record["reasons"]
     assert "apply" not in out.record["devices"]["r1"] and out.consumed_jtis == []
     assert any("vtysh --dryrun" in c["command"] for c in out.record["devices"]["r1"]["commands"])
+    assert digests(prod) == before
+
+
+def test_an_approval_spent_concurrently_is_refused_before_applying(site, bundle, twin_result, prod):
+    before = digests(prod)
+    spent = set()
+
+    def consume(jtis):  # the shell's atomic "mark used"; here another promotion won the race
+        if spent.intersection(jtis):
+            raise ValueError("jti already consumed")
+        spent.update(jtis)
+
+    tokens = approvals_for(bundle, twin_result)
+    spent.add(approval_verify(tokens[0], RING).jti)
+    out = promote(site, bundle, prod, tokens, live_requested=True, site_allows_live=True, consume=consume)
+    assert out.outcome == "refused"
+    assert any("already used by another promotion" in r for r in out.record["reasons"])
+    assert all("apply" not in d for d in out.record["devices"].values())
     assert digests(prod) == before
 
 
@@ -404,3 +432,17 @@ def test_connector_reports_parser_errors_without_applying(prod):
     assert not res.syntax_ok
     assert any("Unknown command" in e and "neighbr" in e for e in res.syntax_errors)
     assert digests(prod) == before
+
+
+def test_a_network_that_fails_to_start_leaves_nothing_behind():
+    import tempfile
+
+    before_ns = set(os.listdir("/var/run/netns")) if os.path.isdir("/var/run/netns") else set()
+    before_tmp = set(Path(tempfile.gettempdir()).glob("aegis-prod-*"))
+    with pytest.raises(KeyError):
+        ProdNetwork.start(
+            CONFIGS, [("r1", "eth1", "r9", "eth1")]
+        )  # r9 does not exist: fails after r1, r2 exist
+    after_ns = set(os.listdir("/var/run/netns")) if os.path.isdir("/var/run/netns") else set()
+    assert {n for n in after_ns - before_ns if n.startswith("aegis-prod-")} == set()
+    assert set(Path(tempfile.gettempdir()).glob("aegis-prod-*")) - before_tmp == set()
