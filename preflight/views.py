@@ -36,7 +36,8 @@ def start(request: HttpRequest) -> HttpResponse:
     if not policy.can_submit(actor):
         raise PermissionDenied("Only members of the operator group can submit changes.")
     labs = list(selectors.labs_enabled())
-    lab_name = request.POST.get("lab_name") or request.GET.get("lab") or (labs[0].name if labs else "")
+    lab_name = request.POST.get("lab_name") or request.GET.get("lab") or ""
+    lab_name = lab_name or getattr(settings, "AEGIS_DEFAULT_LAB", "triangle")
     lab = next((candidate for candidate in labs if candidate.name == lab_name), labs[0] if labs else None)
     if request.method == "POST":
         form = ChangeForm(request.POST, lab=lab)
