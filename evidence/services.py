@@ -267,6 +267,41 @@ def _controls(
         raise SealError(f"frameworks {frameworks}: {exc}") from exc
 
 
+def _oscal_attachment(bundle: dict[str, Any], bundle_bytes: bytes) -> list[tuple[str, bytes, str, str, str]]:
+    """The OSCAL assessment results of the bundle, to attach to the PDF; [] when not possible.
+
+    The PDF is a view of the bundle and this file is derived from it, so a bundle without a
+    control mapping (or a site without compliance/) simply gets no OSCAL attachment.
+    """
+    if not bundle_statement_controls(bundle):
+        return []
+    try:
+        import hashlib
+        import json
+
+        from compliance.oscal import assessment_results
+    except ImportError:
+        return []
+    try:
+        doc = assessment_results(bundle, None, bundle_file_sha256=hashlib.sha256(bundle_bytes).hexdigest())
+    except ValueError as exc:
+        log.warning("no OSCAL attachment for %s: %s", bundle.get("digest"), exc)
+        return []
+    data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return [
+        ("oscal-assessment-results.json", data, "application/json", "OSCAL 1.2 assessment results", "Data")
+    ]
+
+
+def bundle_statement_controls(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    from evidence.core.bundle import bundle_statement
+
+    try:
+        return list((bundle_statement(bundle).get("predicate") or {}).get("controls") or [])
+    except BundleError:
+        return []
+
+
 def _software_versions(result: dict[str, Any]) -> dict[str, Any]:
     import platform
 
@@ -424,6 +459,7 @@ def _seal_commit(
                 approvals=approvals,
                 page_size=settings.AEGIS_PDF_PAGE_SIZE,
                 verifier_source=VERIFIER_SOURCE.read_bytes(),
+                extra_attachments=_oscal_attachment(bundle, bundle_bytes),
             )
         except PdfError as exc:
             raise SealError(f"examiner PDF: {exc}") from exc
@@ -466,6 +502,7 @@ def bundle_report_render(bundle_row: Bundle, *, approvals: list[dict] | None = N
         approvals=approvals,
         page_size=settings.AEGIS_PDF_PAGE_SIZE,
         verifier_source=VERIFIER_SOURCE.read_bytes(),
+        extra_attachments=_oscal_attachment(bundle, bundle_row.bundle_json.encode("ascii")),
     )
 
 

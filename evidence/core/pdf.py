@@ -383,6 +383,16 @@ class _Report:
         expect = ch.get("expect") or {}
         if any(expect.values()):
             story += [self.para("Declared expectations", "h3"), self.mono(_item(expect))]
+        files = ((self.p.get("inputs") or {}).get("lab") or {}).get("files") or {}
+        if files:
+            story.append(
+                self.para("Baseline: the lab files as sealed (full text in the attached bundle)", "h3")
+            )
+            rows = [
+                [name, entry.get("bytes", ""), entry.get("sha256") or entry.get("skipped", "")]
+                for name, entry in sorted(files.items())
+            ]
+            story.append(self.table(["file", "bytes", "sha256"], rows, [0.3, 0.1, 0.6], mono_cols=(2,)))
         llm = self.result.get("llm")
         if llm:
             story.append(self.para("Proposed by a language model", "h3"))
@@ -897,8 +907,13 @@ def report_render(
     approvals: list[dict] | None = None,
     page_size: str = "A4",
     verifier_source: bytes | None = None,
+    extra_attachments: list[tuple[str, bytes, str, str, str]] | None = None,
 ) -> bytes:
-    """The examiner PDF of a sealed bundle, with bundle.json (and the verifier, keys) attached."""
+    """The examiner PDF of a sealed bundle, with bundle.json (and the verifier, keys) attached.
+
+    `extra_attachments`: (file name, bytes, MIME type, description, AFRelationship) each,
+    e.g. the OSCAL assessment results derived from the bundle.
+    """
     attachments: list[tuple[str, bytes, str, str, str]] = [
         (
             "bundle.json",
@@ -928,6 +943,7 @@ def report_render(
                 "Supplement",
             )
         )
+    attachments += list(extra_attachments or [])
     try:
         report = _Report(bundle, statement, approvals, page_size)
         drawn = report.build([(a[0], a[1]) for a in attachments])

@@ -106,7 +106,14 @@ def test_the_pdf_opens_shows_verdict_and_seal_and_carries_the_bundle(sealed):
             "bundle.json",
             "verify_standalone.py",
             f"site-key-{Bundle.objects.get().keyid[:12]}.pub.pem",
+            "oscal-assessment-results.json",
         ]
+        # The OSCAL export derived from the bundle rides along and is valid OSCAL.
+        from compliance.oscal import oscal_check
+
+        oscal = json.loads(pdf.attachments["oscal-assessment-results.json"].get_file().read_bytes())
+        oscal_check(oscal)
+        assert outcome.digest.split(":")[1] in json.dumps(oscal)
         meta = pdf.open_metadata()
         assert meta["pdfaid:part"] == "3" and meta["pdfaid:conformance"] == "B"
         intent = pdf.Root.OutputIntents[0]
