@@ -13,10 +13,7 @@ from evidence.core.bundle import (
     statement_build,
     twin_vs_production,
 )
-from evidence.core.keys import SigningKey
-from evidence.core.pdf import report_render
-from evidence.tests.conftest import LAB, core_bundle, result_fixture
-from evidence.verify_standalone import verify_bytes
+from evidence.tests.conftest import LAB, result_fixture
 
 
 def build(result, **kw):
@@ -70,21 +67,3 @@ def test_a_simulated_twin_is_always_named_in_the_cip_statement():
 def test_result_check_names_the_field(bad, field):
     with pytest.raises(BundleError, match=field):
         result_check(bad)
-
-
-def test_text_from_the_change_is_drawn_as_text_not_markup():
-    # Titles and configs come from operators and from the LLM: markup must stay literal,
-    # non-ASCII must render, and none of it may break the PDF.
-    result = result_fixture("needs_approval")
-    result["change"]["title"] = "Änderung <b>für</b> Kunde & Co — ✓"
-    result["change"]["devices"]["r1"] = (
-        "ip prefix-list X seq 5 permit 10.0.0.0/8 le 24 <script>\n" + "x" * 500 + "\n"
-    )
-    key = SigningKey.generate()
-    bundle, data, statement = core_bundle(result, key)
-    pdf = report_render(bundle, statement, data, page_size="A4")
-    assert all(c.ok for c in verify_bytes(pdf, {key.keyid: key.public_key}))
-    import subprocess
-
-    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
-    assert "Änderung <b>für</b> Kunde & Co — ✓" in text and "<script>" in text
