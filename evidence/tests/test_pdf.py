@@ -40,10 +40,12 @@ def test_pdf_first_page_shows_the_verdict_banner_in_its_colour(fixture, key, tmp
     page = first_page_png(pdf, tmp_path)
     top = page.crop((0, 0, page.width, page.height // 4))
     colours = {c for _, c in top.getcolors(maxcolors=100_000)}
-    want = VERDICT_RGB[fixture]
-    assert any(all(abs(a - b) <= 6 for a, b in zip(c, want, strict=True)) for c in colours), (
-        "no verdict banner"
-    )
+
+    def present(rgb):
+        return any(all(abs(a - b) <= 6 for a, b in zip(c, rgb, strict=True)) for c in colours)
+
+    assert present(VERDICT_RGB[fixture]), "no verdict banner in the verdict's colour"
+    assert not any(present(rgb) for name, rgb in VERDICT_RGB.items() if name != fixture)
 
 
 def test_pdf_page_size_and_page_numbers(key):
