@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -68,6 +69,7 @@ def main() -> int:
         connections.close_all()
         if a.postgres:
             _pg_admin(url, f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
+        shutil.rmtree(home, ignore_errors=True)
     return 0
 
 
