@@ -292,6 +292,15 @@ class FrrSshConnector:
         delete, add = reload_delta(out)
         return delete, add, out
 
+    def config_delta(self, target: str) -> tuple[list[str], list[str]]:
+        """(lines_to_delete, lines_to_add) frr-reload.py would apply to reach `target`; applies nothing."""
+        path = self._upload(target)
+        try:
+            delete, add, _ = self._delta(path)
+            return delete, add
+        finally:
+            self._remove(path)
+
     def dry_run(self, candidate: str) -> DryRunResult:
         digest = "sha256:" + hashlib.sha256(candidate.encode()).hexdigest()
         path = self._upload(candidate)

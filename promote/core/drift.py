@@ -16,6 +16,9 @@ What the normaliser ignores, and why (nothing else is ignored):
   between twin and device is a different question and is recorded by the twin.)
 - trailing whitespace and CRLF line ends: transport artefacts of an SSH session.
 
+When the digests differ, `drift_settle_by_delta` lets FRR itself decide (see there): a
+hand-written lab config differs in form from what the router prints without being drift.
+
 Kept on purpose: `frr defaults` (it changes timers and policies), `hostname`, passwords and
 every routing line, in the order the device prints them (order is meaningful for route-maps
 and access lists).
@@ -65,11 +68,15 @@ class DriftResult:
     # A short unified diff baseline -> running (only with a baseline text), for the operator.
     diff: list[str] = field(default_factory=list)
     reason: str = ""
+    # "digest": the normalised texts are identical. "frr-reload": the texts differ in form only;
+    # FRR's own frr-reload.py, run on the device against the baseline, finds nothing to change.
+    method: str = "digest"
 
     def as_dict(self) -> dict[str, object]:
         return {
             "device": self.device,
             "ok": self.ok,
+            "method": self.method,
             "running_digest": self.running_digest,
             "baseline_digest": self.baseline_digest,
             "diff": self.diff,
@@ -115,4 +122,43 @@ def drift_check(
             f"{device}: running config {running_digest[:19]}… differs from the baseline the twin used "
             f"{want[:19]}…; the evidence is stale, preflight the change again against the current config"
         ),
+    )
+
+
+def drift_settle_by_delta(
+    first: DriftResult, lines_to_delete: list[str], lines_to_add: list[str]
+) -> DriftResult:
+    """Decide a digest mismatch with FRR's own comparison of the device against the baseline.
+
+    A lab written by hand (comments, no `exit` lines, another order of blocks) never has the
+    digest of what the router prints, although the router runs exactly that configuration.
+    `frr-reload.py --test <baseline>` on the device says what it would change to reach the
+    baseline: nothing means no drift. Otherwise its delta is the drift, stated as what the
+    device has that the twin did not (would be deleted) and what it lacks (would be added).
+    """
+    if first.ok:
+        return first
+    if not lines_to_delete and not lines_to_add:
+        return DriftResult(
+            first.device, True, first.running_digest, first.baseline_digest, method="frr-reload"
+        )
+    # frr-reload's own words: its deletions are already negated ("no ip route ..."), in context.
+    diff = (
+        ["frr-reload would delete (only on the device):"]
+        + lines_to_delete
+        + ["frr-reload would add (only in the baseline):"]
+        + lines_to_add
+    )
+    return DriftResult(
+        first.device,
+        False,
+        first.running_digest,
+        first.baseline_digest,
+        diff[:40],
+        reason=(
+            f"{first.device}: running config differs from the baseline the twin used "
+            f"(frr-reload finds {len(lines_to_delete)} line(s) only on the device, {len(lines_to_add)} only in "
+            "the baseline); the evidence is stale, preflight the change again against the current config"
+        ),
+        method="frr-reload",
     )

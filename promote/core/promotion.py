@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from promote.connectors import Connector, ConnectorError, DeviceSpec, connector_for
 from promote.core.approvals import ApproverKey
-from promote.core.drift import DriftResult, drift_check
+from promote.core.drift import DriftResult, drift_check, drift_settle_by_delta
 from promote.core.gate import LIVE, BundleFacts, GateResult, gate_evaluate, gate_with_drift
 from promote.core.record import promotion_record, record_digest, verification_record
 from promote.core.verify import state_compare
@@ -193,6 +193,9 @@ def promotion_execute(
                     conns[n] = stack.enter_context(connect(devices[n]))
                     running = conns[n].running_config()
                     d = drift_check(n, running, baseline_text=baselines[n])
+                    if not d.ok and hasattr(conns[n], "config_delta"):
+                        # Same config in another form (a hand-written lab)? Let FRR decide.
+                        d = drift_settle_by_delta(d, *conns[n].config_delta(baselines[n]))
                     entries[n]["drift"] = d.as_dict()
                     drift.append(d)
             except ConnectorError as exc:

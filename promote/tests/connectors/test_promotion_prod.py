@@ -10,6 +10,7 @@ evidence core. Nothing is mocked. The production network is separate from any tw
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,7 +300,8 @@ def test_drifted_router_is_refused_and_nothing_is_sent(site, bundle, twin_result
     assert any("r2: running config" in r and "stale" in r for r in out.record["reasons"]), out.record[
         "reasons"
     ]
-    assert "+ip route 10.99.0.0/24 Null0" in out.record["devices"]["r2"]["drift"]["diff"]
+    drift = out.record["devices"]["r2"]["drift"]
+    assert drift["method"] == "frr-reload" and "no ip route 10.99.0.0/24 Null0" in drift["diff"]
     assert "dry_run" not in out.record["devices"]["r1"] and "apply" not in out.record["devices"]["r1"]
     assert digests(prod) == before
     assert out.consumed_jtis == []
@@ -341,6 +343,32 @@ def test_an_approval_spent_concurrently_is_refused_before_applying(site, bundle,
     assert any("already used by another promotion" in r for r in out.record["reasons"])
     assert all("apply" not in d for d in out.record["devices"].values())
     assert digests(prod) == before
+
+
+def test_a_hand_written_baseline_is_not_drift_when_frr_finds_nothing_to_change(site, twin_result, prod):
+    """The lab's r1 config written by hand (comments, no `exit`s, blank lines) as a site would."""
+    lab, result = twin_result
+    hand = (
+        "frr version 8.4.4\nfrr defaults datacenter\nhostname r1\nservice integrated-vtysh-config\n"
+        "! uplink to r2\ninterface eth1\n ip address 10.0.12.0/31\n\ninterface lo\n ip address 10.255.0.1/32\n"
+        "\nrouter bgp 65001\n bgp router-id 10.255.0.1\n neighbor 10.0.12.1 remote-as 65002\n"
+        " address-family ipv4 unicast\n  network 10.255.0.1/32\n exit-address-family\n"
+    )
+    assert config_digest(hand) != config_digest(R1)
+    files = lab_files_collect(lab)
+    files["r1/frr.conf"] = {
+        "sha256": hashlib.sha256(hand.encode()).hexdigest(),
+        "bytes": len(hand),
+        "text": hand,
+    }
+    edited = json.loads(json.dumps(result))
+    edited["run_id"] = "hand-written-lab"
+    edited["lab"]["node_configs"]["r1"] = "sha256:" + files["r1/frr.conf"]["sha256"]
+    bundle = site.seal(edited, operator="olivia", lab_files=files)
+    out = promote(site, bundle, prod, approvals_for(bundle, (lab, edited)))
+    assert out.outcome == "dry_run", out.record["reasons"]
+    assert out.record["devices"]["r1"]["drift"]["method"] == "frr-reload"
+    assert out.record["devices"]["r2"]["drift"]["method"] == "digest"
 
 
 def test_nothing_live_without_the_site_opt_in(site, bundle, twin_result, prod):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from promote.core.drift import config_digest, config_normalize, drift_check
+from promote.core.drift import config_digest, config_normalize, drift_check, drift_settle_by_delta
 
 BASE = """frr version 8.4.4
 frr defaults datacenter
@@ -72,3 +72,30 @@ def test_normalize_keeps_indentation_and_drops_separators():
 def test_no_baseline_is_an_error():
     with pytest.raises(ValueError, match="no baseline"):
         drift_check("r1", RUNNING)
+
+
+HAND_WRITTEN = "hostname r1\n! the edge router\nrouter bgp 65001\n neighbor 10.0.12.1 remote-as 65002\n"
+
+
+def test_form_only_differences_are_settled_by_frr_reload():
+    first = drift_check("r1", RUNNING, baseline_text=HAND_WRITTEN)
+    assert not first.ok, "the digests differ: comments and missing `exit` lines"
+    settled = drift_settle_by_delta(first, [], [])
+    assert settled.ok and settled.method == "frr-reload"
+
+
+def test_frr_reload_delta_is_drift_in_its_own_words():
+    first = drift_check("r1", RUNNING + "ip route 10.99.0.0/24 Null0\n", baseline_text=HAND_WRITTEN)
+    settled = drift_settle_by_delta(first, ["no ip route 10.99.0.0/24 Null0"], [])
+    assert not settled.ok and settled.method == "frr-reload"
+    assert "1 line(s) only on the device" in settled.reason and "stale" in settled.reason
+    assert settled.diff == [
+        "frr-reload would delete (only on the device):",
+        "no ip route 10.99.0.0/24 Null0",
+        "frr-reload would add (only in the baseline):",
+    ]
+
+
+def test_an_identical_digest_is_never_second_guessed():
+    first = drift_check("r1", RUNNING, baseline_text=BASE)
+    assert drift_settle_by_delta(first, ["no x"], []) is first
