@@ -484,11 +484,50 @@ def _seal_commit(
     return row, appended
 
 
+def approvals_of_run(run_id: str) -> list[dict[str, Any]]:
+    """The approval decisions recorded for a run (promote/), as the PDF and crosswalk read them.
+
+    [] when promote/ is not installed or nobody decided yet. No permission check: the caller
+    already holds the bundle.
+    """
+    try:
+        from promote.models import Approval
+    except ImportError:
+        return []
+    words = {"approve": "approved", "reject": "rejected"}
+    return [
+        {
+            "approver": a.approver.get_username(),
+            "role": "approver",
+            "decision": words.get(a.decision, a.decision),
+            "at": a.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "digest": a.subject_digest,
+        }
+        for a in Approval.objects.filter(run__run_id=run_id).select_related("approver").order_by("created")
+    ]
+
+
+def bundle_pdf_refresh(bundle_row: Bundle) -> Path | None:
+    """Re-render report.pdf in place with the approvals recorded so far; returns its path.
+
+    Call after an approval decision. Nothing sealed changes (same bundle, same seal digest);
+    returns None when the bundle's export folder is not on this server.
+    """
+    path = Path(bundle_row.pdf_path) if bundle_row.pdf_path else None
+    if path is None or not path.parent.is_dir():
+        return None
+    _write_atomic(path, bundle_report_render(bundle_row))
+    return path
+
+
 def bundle_report_render(bundle_row: Bundle, *, approvals: list[dict] | None = None) -> bytes:
     """Render the examiner PDF of a sealed bundle again, e.g. once approvals exist.
 
-    The PDF is a view of the bundle, not part of it: re-rendering changes nothing sealed.
+    `approvals` defaults to the decisions recorded for the run (promote/). The PDF is a view
+    of the bundle, not part of it: re-rendering changes nothing sealed.
     """
+    if approvals is None:
+        approvals = approvals_of_run(bundle_row.run_id)
     import json
 
     from evidence.core.bundle import bundle_statement
