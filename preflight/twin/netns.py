@@ -519,12 +519,13 @@ class NetnsTwin:
         Settled = every BGP session Established, no OSPF interface Waiting, OSPF neighbours
         Full (2-Way between DROthers), BFD up, and the kernel FIB of every router unchanged
         for `stable_for` seconds (at least 6.5 s when OSPF runs, 12 s with an NSSA: see
-        `_min_stable_for`). A session that stays down for good (a peer that does not exist, an admin shutdown, a VRF the kernel lacks) must
-        not stall the run: when everything, down sessions included, has been unchanged for `quiet_for` seconds
-        (default max(3 x stable_for, 10 s)) the network counts as settled and the down
-        sessions are listed in `down`. `seconds` runs from this call to the moment the final
-        state was first seen. The FIB is read from /proc/<holder>/net (no process per poll);
-        vtysh is asked only once the FIB has been still for a moment.
+        `_min_stable_for`). A session that stays down for good (a peer that does not exist,
+        an admin shutdown, a VRF the kernel lacks) must not stall the run: when everything,
+        down sessions included, has been unchanged for `quiet_for` seconds (default
+        max(3 x stable_for, 10 s)) the network counts as settled and the down sessions are
+        listed in `down`. `seconds` runs from this call to the moment the final state was
+        first seen. The FIB is read from /proc/<holder>/net (no process per poll); vtysh is
+        asked only once the FIB has been still for a moment.
         """
         stable_for = max(stable_for, self._min_stable_for())
         quiet = quiet_for if quiet_for is not None else max(3 * stable_for, 10.0)
