@@ -57,9 +57,17 @@ def llm_endpoint_check(url: str) -> str:
 
 
 def chat_complete(
-    config: LLMConfig, url: str, messages: list[dict[str, str]], schema: dict[str, Any]
+    config: LLMConfig,
+    url: str,
+    messages: list[dict[str, str]],
+    schema: dict[str, Any] | None,
+    *,
+    extra_body: dict[str, Any] | None = None,
 ) -> ChatAnswer:
-    """POST one chat completion with a JSON-schema response format; return its text and usage."""
+    """POST one chat completion with a JSON-schema response format; return its text and usage.
+
+    `extra_body` adds server-specific fields (e.g. llama.cpp's `grammar`, with `schema=None`).
+    """
     body: dict[str, Any] = {
         "model": config.model,
         "messages": messages,
@@ -68,11 +76,14 @@ def chat_complete(
         "seed": config.seed,
         "max_tokens": config.max_tokens,
         "stream": False,
-        "response_format": {
+        **(config.extra or {}),
+        **(extra_body or {}),
+    }
+    if schema is not None:
+        body["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": "aegis_change", "strict": True, "schema": schema},
-        },
-    }
+        }
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     endpoint = chat_url(url)
     timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s)

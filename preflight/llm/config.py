@@ -35,6 +35,7 @@ class LLMConfig:
     # Embedded server: threads and context window.
     threads: int = 2
     context_tokens: int = 4096
+    # Server-specific request fields added to every chat request (e.g. {"top_k": 1} for llama.cpp).
     extra: dict[str, Any] = field(default_factory=dict)
 
     def sampling(self) -> dict[str, Any]:

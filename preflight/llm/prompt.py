@@ -80,7 +80,8 @@ class DeviceFacts:
     policy: list[str]  # route-map and prefix-list names
     criticality: str
 
-    def line(self) -> str:
+    def line(self, *, brief: bool = False) -> str:
+        """One router for the prompt; `brief` when its whole config is shown below anyway."""
         parts = [f"- {self.name}"]
         if self.asn is not None:
             parts.append(f"AS {self.asn}")
@@ -88,7 +89,9 @@ class DeviceFacts:
             parts.append(f"router-id {self.router_id}")
         if self.criticality:
             parts.append(f"criticality {self.criticality}")
-        out = [", ".join(parts)]
+        out = [", ".join(parts) + (" (full configuration below)" if brief else "")]
+        if brief:
+            return out[0]
         for iface, addresses, description in self.interfaces:
             text = f"    interface {iface} {' '.join(addresses) or '(no address)'}"
             out.append(text + (f" ({description})" if description else ""))
@@ -187,6 +190,7 @@ def prompt_build(
     ]
     links = [f"- {link.a.node}:{link.a.iface} <-> {link.b.node}:{link.b.iface}" for link in topology.links]
     configs: list[str] = []
+    shown: set[str] = set()
     budget = CONFIG_BUDGET_CHARS
     for name in devices_concerned(intent, routers):
         text = config_relevant_lines(topology.nodes[name].frr_conf or "")
@@ -194,12 +198,13 @@ def prompt_build(
             configs.append(f"[{name}] (config omitted: over the prompt budget; see the summary above)")
             continue
         budget -= len(text)
+        shown.add(name)
         configs.append(f"[{name}]\n{text}")
     values: dict[str, Any] = {
         "lab_name": topology.name,
         "frr_version": frr_version or DEFAULT_FRR_VERSION,
         "device_names": ", ".join(routers),
-        "devices": "\n".join(f.line() for f in facts),
+        "devices": "\n".join(f.line(brief=f.name in shown) for f in facts),
         "links": "\n".join(links) or "(none)",
         "configs": "\n\n".join(configs) or "(none)",
         "intent": intent,

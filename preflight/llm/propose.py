@@ -125,6 +125,8 @@ def propose_change(intent: str, topology: Topology, *, config: LLMConfig | None 
                 "finish_reason": answer.finish_reason,
                 "usage": answer.usage,
                 "seconds": round(answer.seconds, 3),
+                # llama.cpp reports prompt/generation speed; other servers send nothing here.
+                "server_timings": answer.timings,
             }
         )
         try:
