@@ -81,7 +81,15 @@ def llm_config_from_settings(**overrides: Any) -> LLMConfig:
         model=_setting("AEGIS_LLM_MODEL", "qwen3").strip() or "qwen3",
         api_key=api_key_read(_setting("AEGIS_LLM_API_KEY", ""), _setting("AEGIS_LLM_API_KEY_FILE", "")),
         gguf=_setting("AEGIS_LLM_GGUF", "").strip(),
+        # The sha256 `llm_serve` prints, for a site that runs it (or any server) as a service.
+        weights_sha256=_setting("AEGIS_LLM_WEIGHTS_SHA256", "").strip().lower(),
     )
+    timeout = _setting("AEGIS_LLM_TIMEOUT_S", "").strip()
+    if timeout:
+        try:
+            config.timeout_s = float(timeout)
+        except ValueError:
+            raise LLMConfigError(f"AEGIS_LLM_TIMEOUT_S: {timeout!r} is not a number of seconds") from None
     for name, value in overrides.items():
         if not hasattr(config, name):
             raise LLMConfigError(f"unknown LLM setting {name!r}")
