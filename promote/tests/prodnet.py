@@ -341,12 +341,13 @@ class ProdNetwork:
                 ]
             )
         )
-        router.sshd = subprocess.Popen(
-            router.nsenter(SSHD, "-D", "-e", "-f", str(cfg)),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(sshdir / "sshd.log", "wb"),  # noqa: SIM115
-        )
+        with open(sshdir / "sshd.log", "wb") as log:  # the child keeps its own descriptor
+            router.sshd = subprocess.Popen(
+                router.nsenter(SSHD, "-D", "-e", "-f", str(cfg)),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         router.forwarder = _Forwarder(router.netns)
         router.ssh_port = router.forwarder.port
         # The host key the connector must see, pinned like a site's known_hosts file.
