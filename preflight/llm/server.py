@@ -12,6 +12,7 @@ import atexit
 import hashlib
 import ipaddress
 import os
+import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,21 @@ def listen_parse(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _port_free_check(host: str, port: int) -> None:
+    """Refuse a busy port up front: llama.cpp would only say 'Failed to init server'."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise EmbeddedServerError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; choose another --listen port (0 picks a free one)"
+            ) from None
+
+
 @dataclass
 class EmbeddedServer:
     """One llama.cpp server in this process. `start()` returns its /v1 base URL; `stop()` ends it."""
@@ -100,6 +116,7 @@ class EmbeddedServer:
                 "the embedded LLM server needs the xllamacpp package (pip install -r requirements.txt)"
             ) from None
         gguf = gguf_check(self.gguf)
+        _port_free_check(self.host, self.port)
         params = xllamacpp.CommonParams()
         params.model.path = str(gguf)
         params.hostnames = [self.host]
@@ -115,8 +132,11 @@ class EmbeddedServer:
             params.api_keys = [self.api_key]
         try:
             self._server = xllamacpp.Server(params)
-        except Exception as exc:  # the C++ side reports load failures as a generic error
-            raise EmbeddedServerError(f"llama.cpp could not load {gguf}: {exc}") from None
+        except Exception as exc:  # the C++ side reports every start failure as one generic error
+            raise EmbeddedServerError(
+                f"llama.cpp could not start with {gguf} on {self.host}:{self.port} ({exc}); "
+                "check that the file is a complete GGUF model and that --context fits in memory"
+            ) from None
         address = str(self._server.listening_address).rstrip("/")
         self.base_url = address + "/v1"
         return self.base_url
