@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.core.change import ChangeError, change_from_parts
-from preflight.core.diff import diff_classify, diff_items, snapshot_diff
+from preflight.core.diff import diff_classify, diff_is_empty, diff_items, snapshot_diff
 from preflight.core.guards import precheck
 from preflight.core.invariants import INVARIANTS_FILE, invariants_evaluate, invariants_load
 from preflight.core.risk import risk_assess
@@ -382,7 +382,7 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
 def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], before: dict[str, str],
               after: dict[str, str], settle: Any, converge_timeout: float) -> None:
     """Inverse of what actually changed (frr-reload deltas to the baseline), proven by S2 == S0."""
-    rb: dict[str, Any] = {"lines": {}, "deltas": {}, "verified": False, "mismatch": []}
+    rb: dict[str, Any] = {"lines": {}, "deltas": {}, "verified": False, "mismatch": [], "second_look": False}
     state["rollback"] = rb
 
     def do_rollback() -> None:
@@ -399,7 +399,18 @@ def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], b
     if not cr.converged:
         run.reasons.append(reason("ROLLBACK_NOT_CONVERGED",
                                   f"the network did not settle within {converge_timeout:.0f} s after rollback"))
-    s2 = run.step("snapshot_rollback", twin.snapshot)
+    def after_rollback() -> dict[str, Any]:
+        snap = twin.snapshot()
+        if not diff_is_empty(snapshot_diff(state["snapshots"]["baseline"], snap)):
+            # OSPF can still be moving after the stability window (SPF back-off, the ABR
+            # task); settle once more before calling the rollback unverified. Recorded.
+            run.emit("snapshot_rollback", "info", "state differs from the baseline; settling once more")
+            rb["second_look"] = True
+            twin.converge(converge_timeout)
+            snap = twin.snapshot()
+        return snap
+
+    s2 = run.step("snapshot_rollback", after_rollback)
     state["snapshots"]["rollback"] = s2
     mismatch = [i["message"] for i in diff_items(snapshot_diff(state["snapshots"]["baseline"], s2))]
     for d in devices:
