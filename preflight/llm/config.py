@@ -84,12 +84,19 @@ def llm_config_from_settings(**overrides: Any) -> LLMConfig:
         # The sha256 `llm_serve` prints, for a site that runs it (or any server) as a service.
         weights_sha256=_setting("AEGIS_LLM_WEIGHTS_SHA256", "").strip().lower(),
     )
-    timeout = _setting("AEGIS_LLM_TIMEOUT_S", "").strip()
-    if timeout:
-        try:
-            config.timeout_s = float(timeout)
-        except ValueError:
-            raise LLMConfigError(f"AEGIS_LLM_TIMEOUT_S: {timeout!r} is not a number of seconds") from None
+    for name, attr, kind in (
+        ("AEGIS_LLM_TIMEOUT_S", "timeout_s", float),
+        ("AEGIS_LLM_MAX_TOKENS", "max_tokens", int),
+    ):
+        raw = _setting(name, "").strip()
+        if raw:
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise LLMConfigError(f"{name}: {raw!r} is not a {kind.__name__}") from None
+            if value <= 0:
+                raise LLMConfigError(f"{name}: must be positive, not {raw}")
+            setattr(config, attr, value)
     for name, value in overrides.items():
         if not hasattr(config, name):
             raise LLMConfigError(f"unknown LLM setting {name!r}")

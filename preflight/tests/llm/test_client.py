@@ -211,7 +211,11 @@ def test_weights_digest_and_timeout_from_settings(settings):
     settings.AEGIS_LLM_WEIGHTS_SHA256 = "AB" * 32
     settings.AEGIS_LLM_TIMEOUT_S = "600"
     config = llm_config_from_settings()
-    assert (config.url, config.weights_sha256, config.timeout_s) == ("http://10.0.0.5:8000/v1", "ab" * 32, 600.0)
+    assert (config.url, config.weights_sha256, config.timeout_s) == (
+        "http://10.0.0.5:8000/v1",
+        "ab" * 32,
+        600.0,
+    )
     settings.AEGIS_LLM_TIMEOUT_S = "soon"
     with pytest.raises(LLMConfigError, match="AEGIS_LLM_TIMEOUT_S"):
         llm_config_from_settings()
