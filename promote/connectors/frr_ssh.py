@@ -8,8 +8,9 @@ the router's shell (notes: /work/shared/notes/TWIN.md §5, option B).
   (FRR's parser; syntax only), then `frr-reload.py --test` prints "Lines To Delete / Lines To
   Add" against `show running-config`. Nothing is applied; the temp file is removed.
 - live: the same checks, then `frr-reload.py --reload` (applies only the delta, sessions not
-  touched by it stay up), `write memory`, and `frr-reload.py --test` again: the remaining
-  delta must be empty. State is read back with `state()` for post-implementation checks.
+  touched by it stay up) and `frr-reload.py --test` again: the remaining delta must be empty,
+  and only then `write memory`. A reload that did not fully take is not saved, so the startup
+  config stays the last good one. State is read back with `state()` for verification.
 
 The router needs: an account in group `frrvty` that may run `sudo -n` for frr-reload.py (or
 root), python3 and the `frr-pythontools` package, and
@@ -347,29 +348,38 @@ class FrrSshConnector:
                     output="\n".join(outputs),
                     error=f"frr-reload.py --reload exited {rc}",
                 )
-            rc, out = self._sh(self._priv("vtysh -c 'write memory' 2>&1"))
-            outputs.append(out)
-            saved = rc == 0 and not VTYSH_ERROR.search(out)
-            # Read back: running config against the candidate once more; anything left is a failure.
+            # Read back before saving: the running config against the candidate once more.
             rest_del, rest_add, rest_out = self._delta(path)
             outputs.append(rest_out)
             remaining = [f"- {x}" for x in rest_del] + [f"+ {x}" for x in rest_add]
+            if remaining:
+                # Not saved on purpose: the startup config stays the last good one, so a restart
+                # of FRR returns the router to it; the record shows what did not take.
+                return ApplyResult(
+                    self.spec.name,
+                    self.platform,
+                    False,
+                    False,
+                    delete,
+                    add,
+                    remaining,
+                    output="\n".join(outputs),
+                    error="running config still differs from the candidate after reload "
+                    f"({len(remaining)} line(s)); not saved, the startup config is unchanged",
+                )
+            rc, out = self._sh(self._priv("vtysh -c 'write memory' 2>&1"))
+            outputs.append(out)
+            saved = rc == 0 and not VTYSH_ERROR.search(out)
             return ApplyResult(
                 self.spec.name,
                 self.platform,
-                not remaining,
+                True,
                 saved,
                 delete,
                 add,
-                remaining,
+                [],
                 output="\n".join(outputs),
-                error=""
-                if not remaining and saved
-                else (
-                    "running config still differs from the candidate after reload"
-                    if remaining
-                    else "write memory failed"
-                ),
+                error="" if saved else "write memory failed",
             )
         finally:
             self._remove(path)

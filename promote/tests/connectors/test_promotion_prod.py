@@ -288,6 +288,31 @@ def test_live_applies_and_read_back_matches_the_twin_prediction(site, bundle, tw
     assert any("replay refused" in r for r in again.record["reasons"])
 
 
+def test_a_reload_that_does_not_take_is_a_failure_and_is_not_saved(site, bundle, twin_result, fresh_prod):
+    """The candidate needs ospfd, which this router does not run: FRR's parser accepts it,
+    frr-reload cannot apply it. The attempt fails, nothing is saved, the approval is spent."""
+    prod = fresh_prod
+    saved_before = (prod.routers["r1"].etc / "frr.conf").read_text()
+    cand = R1 + "router ospf\n ospf router-id 10.255.0.1\nexit\n!\n"
+    out = promote(
+        site,
+        bundle,
+        prod,
+        approvals_for(bundle, twin_result),
+        live_requested=True,
+        site_allows_live=True,
+        candidates={"r1": cand},
+    )
+    assert out.outcome == "failed"
+    apply = out.record["devices"]["r1"]["apply"]
+    assert not apply["applied"] and not apply["saved"]
+    assert "+ router ospf" in apply["remaining_delta"]
+    assert any("not saved" in r and r.startswith("r1: ") for r in out.record["reasons"])
+    assert (prod.routers["r1"].etc / "frr.conf").read_text() == saved_before
+    assert out.consumed_jtis, "the approval was spent on a live attempt that reached the device"
+    assert out.verification is None
+
+
 def test_drifted_router_is_refused_and_nothing_is_sent(site, bundle, twin_result, fresh_prod):
     prod = fresh_prod
     # someone changed r2 by hand after the twin ran
