@@ -159,3 +159,14 @@ def test_the_script_runs_without_django_and_reports_through_its_exit_status(seal
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
     )  # fmt: skip
     assert imports.stdout.strip() == "[]", imports.stdout + imports.stderr
+
+
+def test_hostile_input_ends_in_fail_not_a_traceback(site):
+    deep = b"[" * 100_000 + b"]" * 100_000  # json.loads recursion
+    assert failing(deep, site) == ["bundle-file"]
+    bomb = (
+        b"%PDF-1.7\n1 0 obj\n<< /Length 1 >>\nstream\n"
+        + __import__("zlib").compress(b"\0" * 70_000_000)
+        + (b"\nendstream\nendobj\n%%EOF\n")
+    )
+    assert failing(bomb, site) == ["bundle-file"]  # inflating stops at the bound
