@@ -85,25 +85,28 @@ def test_the_orm_cannot_delete_either(evidence_home):
     assert LedgerEntry.objects.count() == 1
 
 
-@postgres_only
+def rewrite(sql: str, params: list) -> None:
+    """What someone with the database owner's rights can do: on PostgreSQL, switch the
+    append-only trigger off around the statement; SQLite has no trigger to switch off."""
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("ALTER TABLE evidence_ledgerentry DISABLE TRIGGER evidence_ledgerentry_append_only")
+        cur.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cur.execute("ALTER TABLE evidence_ledgerentry ENABLE TRIGGER evidence_ledgerentry_append_only")
+
+
 @pytest.mark.django_db
 def test_a_rewritten_ledger_is_detected_and_further_appends_are_refused(evidence_home):
     for n in range(4):
         ledger_append("bundle", digest(n))
-    # Someone with the database owner's rights switches the trigger off and rewrites a leaf.
-    with connection.cursor() as cur:
-        cur.execute("ALTER TABLE evidence_ledgerentry DISABLE TRIGGER evidence_ledgerentry_append_only")
-        cur.execute("UPDATE evidence_ledgerentry SET payload_digest = %s WHERE index = 1", [digest(99)])
-        cur.execute("ALTER TABLE evidence_ledgerentry ENABLE TRIGGER evidence_ledgerentry_append_only")
+    rewrite("UPDATE evidence_ledgerentry SET payload_digest = %s WHERE " + '"index"' + " = 1", [digest(99)])
     report = ledger_check()
     assert not report.ok
     assert any("leaf 1: stored hash does not match" in p for p in report.problems)
     # Also rewrite the stored leaf hash: now the checkpoints no longer match the leaves.
     forged = merkle.leaf_hash(b"aegis-ledger/v1\nbundle\n" + digest(99).encode() + b"\n").hex()
-    with connection.cursor() as cur:
-        cur.execute("ALTER TABLE evidence_ledgerentry DISABLE TRIGGER evidence_ledgerentry_append_only")
-        cur.execute("UPDATE evidence_ledgerentry SET leaf_hash = %s WHERE index = 1", [forged])
-        cur.execute("ALTER TABLE evidence_ledgerentry ENABLE TRIGGER evidence_ledgerentry_append_only")
+    rewrite("UPDATE evidence_ledgerentry SET leaf_hash = %s WHERE " + '"index"' + " = 1", [forged])
     report = ledger_check()
     assert any("signed root differs" in p for p in report.problems)
     with pytest.raises(LedgerError, match="the log was altered"):
