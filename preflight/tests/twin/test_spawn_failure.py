@@ -64,3 +64,8 @@ def test_netns_backend_as_an_unprivileged_user_says_what_to_do():
     if "Permission denied" in out.stderr or "No module named" in out.stderr:
         pytest.skip(f"repository not readable by nobody: {out.stderr.strip()[:100]}")
     assert out.stdout.startswith("TwinError: the netns twin needs root"), out.stdout + out.stderr
+
+
+def test_simulator_backend_is_imported_lazily_and_marked_simulated():
+    backend = get_backend("simulator")
+    assert backend.name == "simulator" and backend.tier == "simulated"
