@@ -100,13 +100,13 @@ def rewrite(sql: str, params: list) -> None:
 def test_a_rewritten_ledger_is_detected_and_further_appends_are_refused(evidence_home):
     for n in range(4):
         ledger_append("bundle", digest(n))
-    rewrite("UPDATE evidence_ledgerentry SET payload_digest = %s WHERE " + '"index"' + " = 1", [digest(99)])
+    rewrite('UPDATE evidence_ledgerentry SET payload_digest = %s WHERE "index" = 1', [digest(99)])
     report = ledger_check()
     assert not report.ok
     assert any("leaf 1: stored hash does not match" in p for p in report.problems)
     # Also rewrite the stored leaf hash: now the checkpoints no longer match the leaves.
     forged = merkle.leaf_hash(b"aegis-ledger/v1\nbundle\n" + digest(99).encode() + b"\n").hex()
-    rewrite("UPDATE evidence_ledgerentry SET leaf_hash = %s WHERE " + '"index"' + " = 1", [forged])
+    rewrite('UPDATE evidence_ledgerentry SET leaf_hash = %s WHERE "index" = 1', [forged])
     report = ledger_check()
     assert any("signed root differs" in p for p in report.problems)
     with pytest.raises(LedgerError, match="the log was altered"):
