@@ -44,7 +44,7 @@ def _twin_available() -> str | None:
 @pytest.mark.slow
 @pytest.mark.skipif(_twin_available() is not None, reason=str(_twin_available()))
 def test_a_real_twin_result_seals_and_verifies(evidence_home, tmp_path):
-    run_id = "evtest-netns"
+    run_id = f"evtest-netns-{os.getpid()}"  # unique, so parallel runs never share a twin
     try:
         result = preflight("netns", run_id)
     finally:
