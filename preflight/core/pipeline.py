@@ -186,6 +186,8 @@ def run_preflight(
         from preflight.twin.topology import load_lab
 
         topology = load_lab(lab_dir)
+    if lab_dir.is_file():  # a path to the .clab.yml itself: aegis.yml sits beside it
+        lab_dir = lab_dir.parent
     if invariants is None:
         invariants = invariants_load(lab_dir, topology)
     if not isinstance(change, dict):
