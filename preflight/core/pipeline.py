@@ -253,7 +253,13 @@ def _twin_phases(run: _Run, state: dict[str, Any], lab_dir: Path, change: dict[s
         run.reasons.append(reason("STATIC_ERROR", f"{where}: {f['message']}"))
     if errors:
         return  # nothing to learn from a twin that cannot load the change
-    be = _backend_resolve(backend)
+    run.current = "spawn"
+    try:
+        be = _backend_resolve(backend)
+    except Exception as exc:  # noqa: BLE001 - e.g. netns without root or FRR: a blocked run, said plainly
+        run.reasons.append(reason("SPAWN_FAILED", f"the twin backend cannot run here: {exc}"))
+        run.steps.append({"name": "spawn", "status": "failed", "seconds": 0.0})
+        return
     state["facts"] = {"backend": getattr(be, "name", "?"), "tier": getattr(be, "tier", "?")}
 
     def twin_progress(step: str, status: str, message: str, data: dict[str, Any]) -> None:

@@ -144,3 +144,11 @@ def test_broken_baseline_invariant_blocks_with_a_clear_reason(triangle, tmp_path
     assert result["verdict"] == "blocked"
     assert [r["code"] for r in result["reasons"]] == ["BASELINE_INVARIANT_VIOLATED"]
     assert "fix the lab or its aegis.yml" in result["reasons"][0]["message"]
+
+
+def test_a_backend_that_cannot_run_here_blocks_with_a_plain_reason(ship):
+    result = run(ship, "no-such-backend")
+    assert result["verdict"] == "blocked"
+    assert result["reasons"][0]["code"] == "SPAWN_FAILED"
+    assert "unknown twin backend 'no-such-backend'" in result["reasons"][0]["message"]
+    assert result["twin"]["spawned"] is False
