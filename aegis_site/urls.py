@@ -20,7 +20,9 @@ from evidence.api.urls import urlpatterns as evidence_api
 from preflight import views as preflight_views
 from preflight.api.urls import urlpatterns as preflight_api
 
-SWAGGER_DIST = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar" / "swagger-ui-dist"
+SWAGGER_DIST = (
+    Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar" / "swagger-ui-dist"
+)
 
 api_patterns = [
     *preflight_api,
@@ -28,7 +30,9 @@ api_patterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", TemplateView.as_view(template_name="aegis/api_docs.html"), name="docs"),
     # Swagger UI's own files, from the drf-spectacular-sidecar package: no CDN (air-gapped).
-    re_path(r"^docs/assets/(?P<path>[\w.-]+)$", file_serve, {"document_root": SWAGGER_DIST}, name="docs_assets"),
+    re_path(
+        r"^docs/assets/(?P<path>[\w.-]+)$", file_serve, {"document_root": SWAGGER_DIST}, name="docs_assets"
+    ),
 ]
 
 urlpatterns = [

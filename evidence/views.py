@@ -35,8 +35,11 @@ def filters_from(params, errors: dict[str, str]) -> bundles.BundleFilters:
     return bundles.BundleFilters(
         date_from=_date(params.get("date_from", ""), errors, "date_from"),
         date_to=_date(params.get("date_to", ""), errors, "date_to"),
-        lab=params.get("lab", "")[:200], verdict=verdict, framework=params.get("framework", "")[:100],
-        operator=params.get("operator", "")[:150])
+        lab=params.get("lab", "")[:200],
+        verdict=verdict,
+        framework=params.get("framework", "")[:100],
+        operator=params.get("operator", "")[:150],
+    )
 
 
 @login_required
@@ -48,10 +51,19 @@ def bundle_list(request: HttpRequest) -> HttpResponse:
     from preflight.services import framework_choices
 
     rows = list(bundles.bundles_for_user(request.user, filters)[:200])
-    return render(request, "evidence/bundles.html", {
-        "bundles": rows, "filters": filters, "errors": errors, "facets": bundles.bundle_facets(request.user),
-        "frameworks": framework_choices(), "nav": "bundles",
-    }, status=400 if errors else 200)
+    return render(
+        request,
+        "evidence/bundles.html",
+        {
+            "bundles": rows,
+            "filters": filters,
+            "errors": errors,
+            "facets": bundles.bundle_facets(request.user),
+            "frameworks": framework_choices(),
+            "nav": "bundles",
+        },
+        status=400 if errors else 200,
+    )
 
 
 @login_required
@@ -62,13 +74,25 @@ def bundle_detail(request: HttpRequest, bundle_id: str) -> HttpResponse:
     checks = None
     if request.method == "POST":
         checks = bundles.bundle_checks(bundle)
-        audit_record(actor=request.user, action="bundle.verify", target=f"bundle:{bundle.pk}",
-                     detail={"verified": bundles.checks_verified(checks)})
+        audit_record(
+            actor=request.user,
+            action="bundle.verify",
+            target=f"bundle:{bundle.pk}",
+            detail={"verified": bundles.checks_verified(checks)},
+        )
     doc = json.loads(bundle.bundle_json)
-    return render(request, "evidence/bundle.html", {
-        "bundle": bundle, "checks": checks, "verified": bundles.checks_verified(checks or []),
-        "doc_keys": sorted(doc.keys()), "ledger": doc.get("ledger") or {}, "nav": "bundles",
-    })
+    return render(
+        request,
+        "evidence/bundle.html",
+        {
+            "bundle": bundle,
+            "checks": checks,
+            "verified": bundles.checks_verified(checks or []),
+            "doc_keys": sorted(doc.keys()),
+            "ledger": doc.get("ledger") or {},
+            "nav": "bundles",
+        },
+    )
 
 
 @login_required

@@ -39,18 +39,27 @@ def _expect_lines(field: str, text: str) -> tuple[dict | list, list[str]]:
 
 
 class ChangeForm(forms.Form):
-    lab = forms.ModelChoiceField(queryset=Lab.objects.none(), empty_label=None,
-                                 help_text="The twin that runs this change.")
-    title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"placeholder": "One line: what and why"}))
+    lab = forms.ModelChoiceField(
+        queryset=Lab.objects.none(), empty_label=None, help_text="The twin that runs this change."
+    )
+    title = forms.CharField(
+        max_length=200, widget=forms.TextInput(attrs={"placeholder": "One line: what and why"})
+    )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    intent = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Or describe the change in words; the LLM proposes config per device.")
-    prefixes_added = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                                     help_text=EXPECT_HELP["prefixes_added"])
-    prefixes_removed = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                                       help_text=EXPECT_HELP["prefixes_removed"])
-    sessions_removed = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                                       help_text=EXPECT_HELP["sessions_removed"])
+    intent = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Or describe the change in words; the LLM proposes config per device.",
+    )
+    prefixes_added = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text=EXPECT_HELP["prefixes_added"]
+    )
+    prefixes_removed = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text=EXPECT_HELP["prefixes_removed"]
+    )
+    sessions_removed = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text=EXPECT_HELP["sessions_removed"]
+    )
     frameworks = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     backend = forms.ChoiceField(help_text="netns: real FRR daemons. simulator: quick, never promotable.")
 
@@ -66,10 +75,19 @@ class ChangeForm(forms.Form):
         for node in self.device_names:
             crit = (lab.criticality or {}).get(node, "") if lab else ""
             self.fields[f"device_{node}"] = forms.CharField(
-                required=False, label=node, strip=False,
-                widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "mono",
-                                             "placeholder": "config lines, as entered in configure mode"}),
-                help_text=f"criticality: {crit}" if crit else "")
+                required=False,
+                label=node,
+                strip=False,
+                widget=forms.Textarea(
+                    attrs={
+                        "rows": 5,
+                        "spellcheck": "false",
+                        "class": "mono",
+                        "placeholder": "config lines, as entered in configure mode",
+                    }
+                ),
+                help_text=f"criticality: {crit}" if crit else "",
+            )
         self.submission: services.Submission | None = None
 
     def device_fields(self) -> list[forms.BoundField]:
@@ -95,10 +113,16 @@ class ChangeForm(forms.Form):
                 expect[field] = value
         devices = {n: data.get(f"device_{n}") or "" for n in self.device_names}
         self.submission = services.Submission(
-            lab=lab, title=data.get("title") or "", description=data.get("description") or "",
-            devices={n: t for n, t in devices.items() if t.strip()}, intent=data.get("intent") or "",
-            expect=expect or None, frameworks=data.get("frameworks") or [], backend=data.get("backend") or "",
-            source="form")
+            lab=lab,
+            title=data.get("title") or "",
+            description=data.get("description") or "",
+            devices={n: t for n, t in devices.items() if t.strip()},
+            intent=data.get("intent") or "",
+            expect=expect or None,
+            frameworks=data.get("frameworks") or [],
+            backend=data.get("backend") or "",
+            source="form",
+        )
         return data
 
     def apply_errors(self, errors: dict[str, list[str]]) -> None:

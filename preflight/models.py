@@ -81,6 +81,9 @@ class PreflightRun(models.Model):
     risk_tier = models.CharField(max_length=10, blank=True)
     risk_score = models.IntegerField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)
+    # Counts an approver weighs at a glance (selectors.blast_radius of the result), kept apart
+    # from the large result document so the queue never loads snapshots.
+    blast = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)  # why the run failed, in words an operator can act on
     last_seq = models.IntegerField(default=0)  # highest RunEvent.seq; allocated under a row lock
     # Set once the evidence bundle is sealed.

@@ -72,7 +72,9 @@ def decide_refusal(actor: Actor, facts: RunFacts, *, high_risk_approvers: int = 
     if facts.status != "finished":
         return "The run has not finished; there is nothing to decide on yet."
     if facts.verdict != "needs_approval":
-        return f"This run's verdict is {facts.verdict or 'not set'}; only runs that need approval are decided."
+        return (
+            f"This run's verdict is {facts.verdict or 'not set'}; only runs that need approval are decided."
+        )
     if any(who == actor.username for who, _ in facts.decisions):
         return "You have already decided on this run."
     state = approval_state(facts, high_risk_approvers=high_risk_approvers)

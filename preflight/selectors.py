@@ -20,17 +20,43 @@ from preflight.models import ChangeRequest, Lab, PreflightRun, RunEvent
 
 # The steps a run goes through, in order, as the run page lists them (CONTRACTS.md).
 PIPELINE_STEPS = (
-    "precheck", "static", "spawn", "converge_baseline", "snapshot_baseline", "apply", "converge_change",
-    "snapshot_change", "diff", "invariants", "rollback", "converge_rollback", "snapshot_rollback",
-    "teardown", "verdict",
+    "precheck",
+    "static",
+    "spawn",
+    "converge_baseline",
+    "snapshot_baseline",
+    "apply",
+    "converge_change",
+    "snapshot_change",
+    "diff",
+    "invariants",
+    "rollback",
+    "converge_rollback",
+    "snapshot_rollback",
+    "teardown",
+    "verdict",
 )
 STEP_LABELS = {
-    "queued": "Queued", "run": "Worker", "propose": "LLM proposal", "precheck": "Guards",
-    "static": "Static analysis", "spawn": "Spawn twin", "converge_baseline": "Baseline converges",
-    "snapshot_baseline": "Snapshot before", "apply": "Apply change", "converge_change": "Change converges",
-    "snapshot_change": "Snapshot after", "diff": "Diff", "invariants": "Invariants", "rollback": "Rollback",
-    "converge_rollback": "Rollback converges", "snapshot_rollback": "Snapshot after rollback",
-    "teardown": "Teardown", "verdict": "Verdict", "seal": "Seal evidence", "approval": "Approval",
+    "queued": "Queued",
+    "run": "Worker",
+    "propose": "LLM proposal",
+    "precheck": "Guards",
+    "static": "Static analysis",
+    "spawn": "Spawn twin",
+    "converge_baseline": "Baseline converges",
+    "snapshot_baseline": "Snapshot before",
+    "apply": "Apply change",
+    "converge_change": "Change converges",
+    "snapshot_change": "Snapshot after",
+    "diff": "Diff",
+    "invariants": "Invariants",
+    "rollback": "Rollback",
+    "converge_rollback": "Rollback converges",
+    "snapshot_rollback": "Snapshot after rollback",
+    "teardown": "Teardown",
+    "verdict": "Verdict",
+    "seal": "Seal evidence",
+    "approval": "Approval",
 }
 
 
@@ -74,18 +100,27 @@ def my_runs(user: Any, *, limit: int = 50) -> list[PreflightRun]:
     """The operator's own runs, newest first (the start page list)."""
     if not getattr(user, "is_authenticated", False):
         return []
-    return list(PreflightRun.objects.filter(change__operator=user)
-                .select_related("change", "change__lab").order_by("-created")[:limit])
+    return list(
+        PreflightRun.objects.filter(change__operator=user)
+        .select_related("change", "change__lab")
+        .order_by("-created")[:limit]
+    )
 
 
 def access_run(user: Any, run_id: str) -> PreflightRun:
     """The run, if the user may view it. Http404 when unknown, PermissionDenied when not theirs."""
-    run = (PreflightRun.objects.select_related("change", "change__lab", "change__operator")
-           .filter(run_id=str(run_id)[:40]).first())
+    run = (
+        PreflightRun.objects.select_related("change", "change__lab", "change__operator")
+        .filter(run_id=str(run_id)[:40])
+        .first()
+    )
     if run is None:
         raise Http404("No such run.")
     if not getattr(user, "is_authenticated", False):
         raise PermissionDenied("Sign in to see runs.")
+    # The operator's own run needs no permission lookup (the common case, and the hot path).
+    if run.change.operator_id == user.pk:
+        return run
     if not (user.is_superuser or user.has_perm("preflight.view_preflightrun", run)):
         raise PermissionDenied("This run belongs to another operator.")
     return run
@@ -95,15 +130,29 @@ def events_after(run: PreflightRun, after: int = 0, *, limit: int = 1000) -> lis
     return list(RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:limit])
 
 
-def run_facts(run: PreflightRun) -> policy.RunFacts:
-    decisions = tuple(run.approvals.order_by("created").values_list("approver__username", "decision"))
-    tier = ((run.result or {}).get("twin") or {}).get("tier", "real" if run.backend != "simulator" else "simulated")
-    return policy.RunFacts(operator=run.change.operator.get_username(), status=run.status, verdict=run.verdict,
-                           risk_tier=run.risk_tier, tier=tier, decisions=decisions)
+def run_facts(run: PreflightRun, approvals: list | None = None) -> policy.RunFacts:
+    """The plain facts the policy rules take. Pass the run's approvals if already fetched (or prefetch them)."""
+    approvals = sorted(
+        run.approvals.all() if approvals is None else approvals, key=lambda a: (a.created, a.pk)
+    )
+    decisions = tuple((a.approver.get_username(), a.decision) for a in approvals)
+    # The tier follows from the backend (the simulator is the only simulated one); reading it from
+    # the result would load the whole result document for every row of the queue.
+    tier = "simulated" if run.backend == "simulator" else "real"
+    return policy.RunFacts(
+        operator=run.change.operator.get_username(),
+        status=run.status,
+        verdict=run.verdict,
+        risk_tier=run.risk_tier,
+        tier=tier,
+        decisions=decisions,
+    )
 
 
-def run_approval_state(run: PreflightRun) -> str:
-    return policy.approval_state(run_facts(run), high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS)
+def run_approval_state(run: PreflightRun, facts: policy.RunFacts | None = None) -> str:
+    return policy.approval_state(
+        facts or run_facts(run), high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS
+    )
 
 
 def run_steps(run: PreflightRun, events: list[RunEvent]) -> list[dict[str, Any]]:
@@ -115,9 +164,15 @@ def run_steps(run: PreflightRun, events: list[RunEvent]) -> list[dict[str, Any]]
     rows = []
     for step in order:
         ev = latest.get(step)
-        rows.append({"step": step, "label": STEP_LABELS.get(step, step),
-                     "status": ev.status if ev else "pending",
-                     "message": ev.message if ev else "", "seq": ev.seq if ev else 0})
+        rows.append(
+            {
+                "step": step,
+                "label": STEP_LABELS.get(step, step),
+                "status": ev.status if ev else "pending",
+                "message": ev.message if ev else "",
+                "seq": ev.seq if ev else 0,
+            }
+        )
     return rows
 
 
@@ -126,12 +181,21 @@ def blast_radius(result: dict[str, Any] | None) -> dict[str, int]:
     result = result or {}
     diff = result.get("diff") or {}
     nodes = diff.get("nodes") or {}
-    count = {"devices": len((result.get("change") or {}).get("devices") or {}), "routes": 0, "sessions": 0,
-             "adjacencies": 0, "reachability_lost": len(diff.get("reachability_lost") or [])}
+    count = {
+        "devices": len((result.get("change") or {}).get("devices") or {}),
+        "routes": 0,
+        "sessions": 0,
+        "adjacencies": 0,
+        "reachability_lost": len(diff.get("reachability_lost") or []),
+    }
     for per in nodes.values():
-        count["routes"] += sum(len(per.get(k) or []) for k in ("routes_added", "routes_removed", "routes_changed"))
+        count["routes"] += sum(
+            len(per.get(k) or []) for k in ("routes_added", "routes_removed", "routes_changed")
+        )
         count["sessions"] += len(per.get("sessions_lost") or []) + len(per.get("sessions_gained") or [])
-        count["adjacencies"] += len(per.get("adjacencies_lost") or []) + len(per.get("adjacencies_gained") or [])
+        count["adjacencies"] += len(per.get("adjacencies_lost") or []) + len(
+            per.get("adjacencies_gained") or []
+        )
     return count
 
 
@@ -142,8 +206,13 @@ def routes_chart(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     after = (snaps.get("after") or {}).get("nodes") or {}
     rows = []
     for node in sorted(set(before) | set(after)):
-        rows.append({"node": node, "before": len((before.get(node) or {}).get("routes") or {}),
-                     "after": len((after.get(node) or {}).get("routes") or {})})
+        rows.append(
+            {
+                "node": node,
+                "before": len((before.get(node) or {}).get("routes") or {}),
+                "after": len((after.get(node) or {}).get("routes") or {}),
+            }
+        )
     top = max([1] + [max(r["before"], r["after"]) for r in rows])
     for r in rows:
         r["before_pct"] = round(100 * r["before"] / top)
@@ -156,16 +225,22 @@ def approval_queue(user: Any) -> list[PreflightRun]:
     actor = actor_of(user)
     if not actor.has_role(policy.APPROVER):
         return []
-    candidates = (runs_for_user(user).filter(status=PreflightRun.STATUS_FINISHED, verdict="needs_approval")
-                  .exclude(change__operator=user).prefetch_related("approvals__approver").order_by("created"))
+    candidates = (
+        runs_for_user(user)
+        .filter(status=PreflightRun.STATUS_FINISHED, verdict="needs_approval")
+        .exclude(change__operator=user)
+        .defer("result")
+        .prefetch_related("approvals__approver")
+        .order_by("created")
+    )
     queue = []
     for run in candidates:
         facts = run_facts(run)
         if policy.approval_state(facts, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS) != "pending":
             continue
-        run.blast = blast_radius(run.result)
-        run.required = policy.approvals_required(run.risk_tier,
-                                                 high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS)
+        run.required = policy.approvals_required(
+            run.risk_tier, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS
+        )
         run.approved_count = sum(1 for _, d in facts.decisions if d == "approve")
         run.already_decided = any(who == actor.username for who, _ in facts.decisions)
         queue.append(run)

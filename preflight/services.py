@@ -26,7 +26,7 @@ from guardian.shortcuts import assign_perm
 
 from preflight import policy
 from preflight.models import AuditEntry, ChangeRequest, Lab, PreflightRun, RunEvent
-from preflight.selectors import actor_of
+from preflight.selectors import actor_of, blast_radius
 
 log = logging.getLogger("aegis.web")
 
@@ -40,8 +40,9 @@ def audit_record(*, actor: Any, action: str, target: str, detail: dict[str, Any]
     """Append one audit entry. Assumes nothing; callers record after they acted."""
     user = actor if getattr(actor, "is_authenticated", False) else None
     name = getattr(actor, "username", "") or "anonymous"
-    return AuditEntry.objects.create(actor=user, actor_name=name, action=action, target=target,
-                                     detail=detail or {})
+    return AuditEntry.objects.create(
+        actor=user, actor_name=name, action=action, target=target, detail=detail or {}
+    )
 
 
 # ---------------------------------------------------------------------------- labs
@@ -139,7 +140,13 @@ def _error_field(message: str, devices: dict[str, str]) -> str:
         return "title"
     if text.startswith("description"):
         return "description"
-    for key in ("prefixes_added", "prefixes_removed", "prefixes_changed", "sessions_removed", "sessions_added"):
+    for key in (
+        "prefixes_added",
+        "prefixes_removed",
+        "prefixes_changed",
+        "sessions_removed",
+        "sessions_added",
+    ):
         if f"expect.{key}" in message:
             return key
     if text.startswith("expect") or "`expect" in message:
@@ -172,8 +179,14 @@ def change_validate(
     except (TopologyError, OSError) as exc:
         raise ChangeInvalid({"lab": [f"Lab {lab.name} cannot be loaded: {exc}"]}) from None
     try:
-        change = change_from_parts(title=title, description=description, devices=devices, expect=expect,
-                                   source=source, topology=topology)
+        change = change_from_parts(
+            title=title,
+            description=description,
+            devices=devices,
+            expect=expect,
+            source=source,
+            topology=topology,
+        )
         precheck(change, topology)
     except GuardRejection as exc:
         field = f"device:{exc.device}" if exc.device in devices else "__all__"
@@ -225,14 +238,24 @@ def run_start(*, operator: Any, submission: Submission) -> PreflightRun:
         raise ChangeInvalid(errors)
     if intent:
         source = "llm"
-        change_dict: dict[str, Any] = {"title": sub.title, "description": sub.description, "devices": {},
-                                       "expect": sub.expect or {}}
+        change_dict: dict[str, Any] = {
+            "title": sub.title,
+            "description": sub.description,
+            "devices": {},
+            "expect": sub.expect or {},
+        }
         if not sub.title.strip():
             raise ChangeInvalid({"title": ["Give the change a one-line title."]})
     else:
         source = sub.source
-        change_dict = change_validate(lab=sub.lab, title=sub.title, description=sub.description,
-                                      devices=devices, expect=sub.expect, source=source)
+        change_dict = change_validate(
+            lab=sub.lab,
+            title=sub.title,
+            description=sub.description,
+            devices=devices,
+            expect=sub.expect,
+            source=source,
+        )
     with transaction.atomic():
         change = ChangeRequest.objects.create(
             operator=operator,
@@ -249,8 +272,12 @@ def run_start(*, operator: Any, submission: Submission) -> PreflightRun:
         assign_perm("preflight.view_changerequest", operator, change)
         assign_perm("preflight.view_preflightrun", operator, run)
         event_append(run=run, step="queued", status="info", message=f"Queued on the {backend} twin.")
-        audit_record(actor=operator, action="run.submit", target=f"run:{run.run_id}",
-                     detail={"lab": sub.lab.name, "backend": backend, "source": source})
+        audit_record(
+            actor=operator,
+            action="run.submit",
+            target=f"run:{run.run_id}",
+            detail={"lab": sub.lab.name, "backend": backend, "source": source},
+        )
         transaction.on_commit(lambda: run_dispatch(run.pk))
     return run
 
@@ -298,7 +325,9 @@ def run_dispatch(run_pk: int) -> None:
 
         worker.submit(run_pk)
     elif mode != "manual":  # manual: left queued for an admin or a test to execute
-        log.error("AEGIS_RUN_DISPATCH=%r is not celery, thread, inline or manual; run %s stays queued", mode, run_pk)
+        log.error(
+            "AEGIS_RUN_DISPATCH=%r is not celery, thread, inline or manual; run %s stays queued", mode, run_pk
+        )
 
 
 # ---------------------------------------------------------------------------- events
@@ -312,8 +341,9 @@ def _json_safe(data: Any) -> Any:
     return json.loads(json.dumps(data or {}, default=str))
 
 
-def event_append(*, run: PreflightRun, step: str, status: str, message: str = "",
-                 data: dict[str, Any] | None = None) -> RunEvent:
+def event_append(
+    *, run: PreflightRun, step: str, status: str, message: str = "", data: dict[str, Any] | None = None
+) -> RunEvent:
     """Write the next event of a run (seq allocated under a row lock), publish it after commit."""
     with transaction.atomic():
         # One statement both locks the run row and takes the next seq, so concurrent writers
@@ -327,8 +357,9 @@ def event_append(*, run: PreflightRun, step: str, status: str, message: str = ""
         if row is None:
             raise PreflightRun.DoesNotExist(f"run {run.pk} does not exist")
         seq = row[0]
-        event = RunEvent.objects.create(run_id=run.pk, seq=seq, step=step[:40], status=status[:10],
-                                        message=message, data=_json_safe(data))
+        event = RunEvent.objects.create(
+            run_id=run.pk, seq=seq, step=step[:40], status=status[:10], message=message, data=_json_safe(data)
+        )
         run.last_seq = seq
         payload = event.as_dict()
         run_id = run.run_id
@@ -380,8 +411,11 @@ def run_execute(*, run_pk: int) -> str:
     for a run that exists: every failure becomes status `failed` with a message and an event.
     """
     with transaction.atomic():
-        run = PreflightRun.objects.select_for_update().select_related("change", "change__lab",
-                                                                     "change__operator").get(pk=run_pk)
+        run = (
+            PreflightRun.objects.select_for_update()
+            .select_related("change", "change__lab", "change__operator")
+            .get(pk=run_pk)
+        )
         if run.done:
             return run.status
         restarted = run.status == PreflightRun.STATUS_RUNNING
@@ -389,12 +423,21 @@ def run_execute(*, run_pk: int) -> str:
         run.started = timezone.now()
         run.save(update_fields=["status", "started"])
     if restarted:
-        event_append(run=run, step="run", status="info",
-                     message="The worker that had this run stopped; starting it again from the beginning.")
+        event_append(
+            run=run,
+            step="run",
+            status="info",
+            message="The worker that had this run stopped; starting it again from the beginning.",
+        )
     # Which worker ran it (host and process): the operator and the admin can find its log.
     worker = {"host": socket.gethostname(), "pid": os.getpid()}
-    event_append(run=run, step="run", status="started", data=worker,
-                 message=f"Worker {worker['host']}:{worker['pid']} picked up the run ({run.backend} twin).")
+    event_append(
+        run=run,
+        step="run",
+        status="started",
+        data=worker,
+        message=f"Worker {worker['host']}:{worker['pid']} picked up the run ({run.backend} twin).",
+    )
     try:
         result = _pipeline(run)
     except Exception as exc:  # noqa: BLE001 - recorded as a failed run, shown to the operator
@@ -421,9 +464,14 @@ def _pipeline(run: PreflightRun) -> dict[str, Any]:
     if change.intent:
         change_dict = _propose(run, topology)
     else:
-        change_dict = change_from_parts(title=change.title, description=change.description,
-                                        devices=change.devices, expect=change.expect or None,
-                                        source=change.source, topology=topology)
+        change_dict = change_from_parts(
+            title=change.title,
+            description=change.description,
+            devices=change.devices,
+            expect=change.expect or None,
+            source=change.source,
+            topology=topology,
+        )
     return run_preflight(
         lab_dir(change.lab),
         change_dict,
@@ -448,15 +496,24 @@ def _propose(run: PreflightRun, topology) -> dict[str, Any]:
     event_append(run=run, step="propose", status="started", message="Asking the LLM for a change.")
     proposal = propose_change(run.change.intent, topology)
     if proposal.error or not proposal.change:
-        event_append(run=run, step="propose", status="failed", message=proposal.error or "no change proposed",
-                     data={"provenance": proposal.provenance})
+        event_append(
+            run=run,
+            step="propose",
+            status="failed",
+            message=proposal.error or "no change proposed",
+            data={"provenance": proposal.provenance},
+        )
         raise ProposalFailed(f"The LLM did not propose a usable change: {proposal.error or 'empty answer'}")
     change = dict(proposal.change)
     change.setdefault("title", run.change.title)
     ChangeRequest.objects.filter(pk=run.change.pk).update(devices=change.get("devices", {}))
-    event_append(run=run, step="propose", status="ok",
-                 message=f"Proposed config for {', '.join(sorted(change.get('devices', {})))}.",
-                 data={"provenance": proposal.provenance})
+    event_append(
+        run=run,
+        step="propose",
+        status="ok",
+        message=f"Proposed config for {', '.join(sorted(change.get('devices', {})))}.",
+        data={"provenance": proposal.provenance},
+    )
     return change
 
 
@@ -470,9 +527,12 @@ def _run_fail(run: PreflightRun, exc: BaseException) -> str:
     else:
         # An unexpected error: the operator gets a plain sentence, the log gets the traceback.
         log.error("run %s failed:\n%s", run.run_id, "".join(traceback.format_exception(exc)))
-        message = f"The run stopped on an internal error ({type(exc).__name__}: {exc}). An admin can see the log."
-    PreflightRun.objects.filter(pk=run.pk).update(status=PreflightRun.STATUS_FAILED, error=message,
-                                                  finished=timezone.now())
+        message = (
+            f"The run stopped on an internal error ({type(exc).__name__}: {exc}). An admin can see the log."
+        )
+    PreflightRun.objects.filter(pk=run.pk).update(
+        status=PreflightRun.STATUS_FAILED, error=message, finished=timezone.now()
+    )
     run.status = PreflightRun.STATUS_FAILED
     event_append(run=run, step="run", status="failed", message=message, data={"status": "failed"})
     return run.status
@@ -487,6 +547,7 @@ def _run_record(run: PreflightRun, result: dict[str, Any]) -> None:
             risk_tier=risk.get("tier", ""),
             risk_score=risk.get("score"),
             result=_json_safe(result),
+            blast=blast_radius(result),
         )
         run.verdict = result.get("verdict", "")
         run.risk_tier = risk.get("tier", "")
@@ -498,11 +559,17 @@ def _run_record(run: PreflightRun, result: dict[str, Any]) -> None:
 
 def _run_complete(run: PreflightRun) -> None:
     """Mark the run finished; its last event tells watching pages to show the full result."""
-    PreflightRun.objects.filter(pk=run.pk).update(status=PreflightRun.STATUS_FINISHED, finished=timezone.now())
+    PreflightRun.objects.filter(pk=run.pk).update(
+        status=PreflightRun.STATUS_FINISHED, finished=timezone.now()
+    )
     run.status = PreflightRun.STATUS_FINISHED
-    event_append(run=run, step="run", status="ok" if run.verdict != "blocked" else "info",
-                 message=f"Finished. Verdict: {run.verdict.replace('_', ' ')}.",
-                 data={"status": "finished", "verdict": run.verdict, "risk": run.risk_tier or None})
+    event_append(
+        run=run,
+        step="run",
+        status="ok" if run.verdict != "blocked" else "info",
+        message=f"Finished. Verdict: {run.verdict.replace('_', ' ')}.",
+        data={"status": "finished", "verdict": run.verdict, "risk": run.risk_tier or None},
+    )
 
 
 def _run_seal(run: PreflightRun, result: dict[str, Any]) -> None:
@@ -516,21 +583,32 @@ def _run_seal(run: PreflightRun, result: dict[str, Any]) -> None:
     change = run.change
     started = time.monotonic()
     try:
-        outcome = run_seal(result, lab_dir=lab_dir(change.lab), change_text=None,
-                           out_dir=Path(settings.AEGIS_RUNS_DIR) / run.run_id,
-                           frameworks=list(change.frameworks), operator=change.operator.username)
+        outcome = run_seal(
+            result,
+            lab_dir=lab_dir(change.lab),
+            change_text=None,
+            out_dir=Path(settings.AEGIS_RUNS_DIR) / run.run_id,
+            frameworks=list(change.frameworks),
+            operator=change.operator.username,
+        )
     except Exception as exc:  # noqa: BLE001 - the verdict stands; the missing seal is said plainly
         log.error("sealing run %s failed:\n%s", run.run_id, "".join(traceback.format_exception(exc)))
         PreflightRun.objects.filter(pk=run.pk).update(error=f"Sealing failed: {exc}")
         event_append(run=run, step="seal", status="failed", message=f"Sealing failed: {exc}")
         return
     PreflightRun.objects.filter(pk=run.pk).update(
-        bundle_digest=str(outcome.digest), bundle_path=str(outcome.bundle_path or ""),
-        pdf_path=str(outcome.pdf_path or ""))
+        bundle_digest=str(outcome.digest),
+        bundle_path=str(outcome.bundle_path or ""),
+        pdf_path=str(outcome.pdf_path or ""),
+    )
     run.bundle_digest = str(outcome.digest)
-    event_append(run=run, step="seal", status="ok",
-                 message=f"Sealed {outcome.digest} in {time.monotonic() - started:.1f} s.",
-                 data={"digest": str(outcome.digest), "bundle_id": str(outcome.bundle_id)})
+    event_append(
+        run=run,
+        step="seal",
+        status="ok",
+        message=f"Sealed {outcome.digest} in {time.monotonic() - started:.1f} s.",
+        data={"digest": str(outcome.digest), "bundle_id": str(outcome.bundle_id)},
+    )
 
 
 def runs_recover() -> int:
@@ -538,9 +616,11 @@ def runs_recover() -> int:
 
     Only for thread dispatch, at server start: a Celery broker redelivers its own tasks.
     """
-    stale = list(PreflightRun.objects.filter(status__in=[PreflightRun.STATUS_QUEUED,
-                                                          PreflightRun.STATUS_RUNNING]))
+    stale = list(
+        PreflightRun.objects.filter(status__in=[PreflightRun.STATUS_QUEUED, PreflightRun.STATUS_RUNNING])
+    )
     for run in stale:
-        _run_fail(run, RunAborted("The server restarted while this run was waiting or running; "
-                                      "submit it again."))
+        _run_fail(
+            run, RunAborted("The server restarted while this run was waiting or running; submit it again.")
+        )
     return len(stale)

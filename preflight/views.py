@@ -52,9 +52,17 @@ def start(request: HttpRequest) -> HttpResponse:
     else:
         form = ChangeForm(initial={"lab": lab.pk if lab else None}, lab=lab)
         status = 200
-    return render(request, "preflight/start.html", {
-        "form": form, "labs": labs, "lab": lab, "runs": selectors.my_runs(request.user),
-    }, status=status)
+    return render(
+        request,
+        "preflight/start.html",
+        {
+            "form": form,
+            "labs": labs,
+            "lab": lab,
+            "runs": selectors.my_runs(request.user),
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -65,17 +73,30 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     result = run.result or {}
     from promote.selectors import approvals_for_run
 
-    facts = selectors.run_facts(run)
-    refusal = policy.decide_refusal(selectors.actor_of(request.user), facts,
-                                    high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS)
-    return render(request, "preflight/run.html", {
-        "run": run, "change": run.change, "events": events, "steps": selectors.run_steps(run, events),
-        "result": result, "chart": selectors.routes_chart(result), "blast": selectors.blast_radius(result),
-        "diff_nodes": sorted(((result.get("diff") or {}).get("nodes") or {}).items()),
-        "approvals": approvals_for_run(run), "approval_state": selectors.run_approval_state(run),
-        "can_decide": refusal is None, "last_seq": events[-1].seq if events else 0,
-        "simulated": facts.tier != "real",
-    })
+    approvals = approvals_for_run(run)
+    facts = selectors.run_facts(run, approvals)
+    refusal = policy.decide_refusal(
+        selectors.actor_of(request.user), facts, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS
+    )
+    return render(
+        request,
+        "preflight/run.html",
+        {
+            "run": run,
+            "change": run.change,
+            "events": events,
+            "steps": selectors.run_steps(run, events),
+            "result": result,
+            "chart": selectors.routes_chart(result),
+            "blast": selectors.blast_radius(result),
+            "diff_nodes": sorted(((result.get("diff") or {}).get("nodes") or {}).items()),
+            "approvals": approvals,
+            "approval_state": selectors.run_approval_state(run, facts),
+            "can_decide": refusal is None,
+            "last_seq": events[-1].seq if events else 0,
+            "simulated": facts.tier != "real",
+        },
+    )
 
 
 @login_required

@@ -94,9 +94,28 @@ def approval_decide(*, run: PreflightRun, approver: Any, decision: str, comment:
                 message=f"{approver.get_username()} {decision}d: {comment}",
                 data={"decision": decision, "state": state},
             )
+            run_pk = locked.pk
+            transaction.on_commit(lambda: _report_refresh(run_pk))
     except IntegrityError:
         raise DecisionRefused("You have already decided on this run.") from None
     return approval
+
+
+def _report_refresh(run_pk: int) -> None:
+    """Re-render the examiner PDF so it lists the decisions (nothing sealed changes). Never raises."""
+    try:
+        from evidence.models import Bundle
+        from evidence.services import bundle_pdf_refresh
+    except ImportError:
+        return
+    run = PreflightRun.objects.filter(pk=run_pk).only("run_id").first()
+    bundle = Bundle.objects.filter(run_id=run.run_id).first() if run else None
+    if bundle is None:
+        return
+    try:
+        bundle_pdf_refresh(bundle)
+    except Exception:  # noqa: BLE001 - the decision stands; the PDF can be refreshed again later
+        log.exception("could not refresh the examiner PDF of run %s after a decision", run.run_id)
 
 
 def _ledger_record(approval: Approval) -> int | None:

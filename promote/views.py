@@ -55,7 +55,8 @@ def decide(request: HttpRequest, run_id: str) -> HttpResponse:
         else:
             messages.success(request, f"Your decision on {run.run_id} is recorded: {decision}.")
             return redirect("promote:queue")
-    facts = selectors.run_facts(run)
+    approvals = promote_selectors.approvals_for_run(run)
+    facts = selectors.run_facts(run, approvals)
     refusal = policy.decide_refusal(
         selectors.actor_of(request.user), facts, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS
     )
@@ -69,8 +70,8 @@ def decide(request: HttpRequest, run_id: str) -> HttpResponse:
             "result": result,
             "blast": selectors.blast_radius(result),
             "diff_nodes": sorted(((result.get("diff") or {}).get("nodes") or {}).items()),
-            "approvals": promote_selectors.approvals_for_run(run),
-            "approval_state": selectors.run_approval_state(run),
+            "approvals": approvals,
+            "approval_state": selectors.run_approval_state(run, facts),
             "refusal": refusal,
             "errors": errors,
             "comment": comment,

@@ -8,8 +8,19 @@ from evidence.models import Bundle
 class BundleSerializer(serializers.ModelSerializer):
     class Meta:
         model = Bundle
-        fields = ["id", "run_id", "digest", "verdict", "tier", "lab_name", "operator_username", "frameworks",
-                  "keyid", "ledger_index", "created"]
+        fields = [
+            "id",
+            "run_id",
+            "digest",
+            "verdict",
+            "tier",
+            "lab_name",
+            "operator_username",
+            "frameworks",
+            "keyid",
+            "ledger_index",
+            "created",
+        ]
 
 
 class BundleCheckSerializer(serializers.Serializer):

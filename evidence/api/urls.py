@@ -5,7 +5,14 @@ from evidence.api import views
 urlpatterns = [
     path("bundles", views.BundleListView.as_view(), name="bundles"),
     path("bundles/<str:bundle_id>", views.BundleDetailView.as_view(), name="bundle"),
-    path("bundles/<str:bundle_id>/json", views.BundleDownloadView.as_view(), {"kind": "json"}, name="bundle_json"),
-    path("bundles/<str:bundle_id>/pdf", views.BundleDownloadView.as_view(), {"kind": "pdf"}, name="bundle_pdf"),
+    path(
+        "bundles/<str:bundle_id>/json",
+        views.BundleDownloadView.as_view(),
+        {"kind": "json"},
+        name="bundle_json",
+    ),
+    path(
+        "bundles/<str:bundle_id>/pdf", views.BundleDownloadView.as_view(), {"kind": "pdf"}, name="bundle_pdf"
+    ),
     path("bundles/<str:bundle_id>/verify", views.BundleVerifyView.as_view(), name="bundle_verify"),
 ]

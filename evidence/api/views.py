@@ -17,15 +17,21 @@ from preflight.selectors import actor_of
 from preflight.services import audit_record
 
 FILTER_PARAMS = [
-    OpenApiParameter("date_from", OpenApiTypes.DATE), OpenApiParameter("date_to", OpenApiTypes.DATE),
-    OpenApiParameter("lab", str), OpenApiParameter("verdict", str, enum=["blocked", "needs_approval", "ship_ready"]),
-    OpenApiParameter("framework", str), OpenApiParameter("operator", str),
+    OpenApiParameter("date_from", OpenApiTypes.DATE),
+    OpenApiParameter("date_to", OpenApiTypes.DATE),
+    OpenApiParameter("lab", str),
+    OpenApiParameter("verdict", str, enum=["blocked", "needs_approval", "ship_ready"]),
+    OpenApiParameter("framework", str),
+    OpenApiParameter("operator", str),
 ]
 
 
 class BundleListView(AegisAPIView):
-    @extend_schema(parameters=FILTER_PARAMS, responses=BundleSerializer(many=True),
-                   summary="Sealed bundles you may see (auditors: all), newest first, 500 at most")
+    @extend_schema(
+        parameters=FILTER_PARAMS,
+        responses=BundleSerializer(many=True),
+        summary="Sealed bundles you may see (auditors: all), newest first, 500 at most",
+    )
     def get(self, request: Request) -> Response:
         actor = actor_of(request.user)
         if not actor.is_superuser and not actor.groups:
@@ -34,7 +40,9 @@ class BundleListView(AegisAPIView):
         filters = filters_from(request.query_params, errors)
         if errors:
             raise ValidationError({k: [v] for k, v in errors.items()})
-        return Response(BundleSerializer(bundles.bundles_for_user(request.user, filters)[:500], many=True).data)
+        return Response(
+            BundleSerializer(bundles.bundles_for_user(request.user, filters)[:500], many=True).data
+        )
 
 
 class BundleDetailView(AegisAPIView):
@@ -44,8 +52,13 @@ class BundleDetailView(AegisAPIView):
 
 
 class BundleDownloadView(AegisAPIView):
-    @extend_schema(responses={(200, "application/json"): OpenApiTypes.BINARY, (200, "application/pdf"): OpenApiTypes.BINARY},
-                   summary="Download the sealed bundle JSON (exact sealed bytes) or the examiner PDF")
+    @extend_schema(
+        responses={
+            (200, "application/json"): OpenApiTypes.BINARY,
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+        },
+        summary="Download the sealed bundle JSON (exact sealed bytes) or the examiner PDF",
+    )
     def get(self, request: Request, bundle_id: str, kind: str) -> HttpResponse:
         bundle = bundles.access_bundle(request.user, bundle_id)
         audit_record(actor=request.user, action=f"bundle.download_{kind}", target=f"bundle:{bundle.pk}")
@@ -59,12 +72,19 @@ class BundleDownloadView(AegisAPIView):
 
 
 class BundleVerifyView(AegisAPIView):
-    @extend_schema(request=None, responses=BundleVerifySerializer,
-                   summary="Run the offline verifier over the bundle with the site's keys; every check")
+    @extend_schema(
+        request=None,
+        responses=BundleVerifySerializer,
+        summary="Run the offline verifier over the bundle with the site's keys; every check",
+    )
     def post(self, request: Request, bundle_id: str) -> Response:
         bundle = bundles.access_bundle(request.user, bundle_id)
         checks = bundles.bundle_checks(bundle)
         verified = bundles.checks_verified(checks)
-        audit_record(actor=request.user, action="bundle.verify", target=f"bundle:{bundle.pk}",
-                     detail={"verified": verified})
+        audit_record(
+            actor=request.user,
+            action="bundle.verify",
+            target=f"bundle:{bundle.pk}",
+            detail={"verified": verified},
+        )
         return Response({"verified": verified, "checks": checks})

@@ -11,15 +11,31 @@ class RunSubmitSerializer(serializers.Serializer):
     lab = serializers.SlugField(help_text="Lab name, e.g. triangle")
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
-    devices = serializers.DictField(child=serializers.CharField(allow_blank=True, trim_whitespace=False),
-                                    required=False, default=dict,
-                                    help_text="Config lines per device: {\"r1\": \"ip route ...\\n\"}")
-    intent = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000,
-                                   help_text="Natural-language intent, instead of devices (LLM proposal)")
-    expect = serializers.DictField(required=False, allow_null=True, default=None,
-                                   help_text="Intended effects: prefixes_added/removed/changed, sessions_removed/added")
-    frameworks = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
-    backend = serializers.ChoiceField(choices=["netns", "simulator"], required=False, allow_blank=True, default="")
+    devices = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        default=dict,
+        help_text='Config lines per device: {"r1": "ip route ...\\n"}',
+    )
+    intent = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=4000,
+        help_text="Natural-language intent, instead of devices (LLM proposal)",
+    )
+    expect = serializers.DictField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Intended effects: prefixes_added/removed/changed, sessions_removed/added",
+    )
+    frameworks = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, default=list
+    )
+    backend = serializers.ChoiceField(
+        choices=["netns", "simulator"], required=False, allow_blank=True, default=""
+    )
 
 
 class RunAcceptedSerializer(serializers.Serializer):
@@ -47,9 +63,26 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PreflightRun
-        fields = ["run_id", "lab", "title", "operator", "backend", "status", "verdict", "risk_tier", "risk_score",
-                  "error", "last_seq", "bundle_digest", "sealed", "approval_state", "frameworks", "created",
-                  "started", "finished"]
+        fields = [
+            "run_id",
+            "lab",
+            "title",
+            "operator",
+            "backend",
+            "status",
+            "verdict",
+            "risk_tier",
+            "risk_score",
+            "error",
+            "last_seq",
+            "bundle_digest",
+            "sealed",
+            "approval_state",
+            "frameworks",
+            "created",
+            "started",
+            "finished",
+        ]
 
     def get_approval_state(self, run: PreflightRun) -> str:
         from preflight.selectors import run_approval_state

@@ -44,7 +44,13 @@ def api_errors(errors: dict[str, list[str]]) -> dict[str, Any]:
             out.setdefault("devices", {})[key.split(":", 1)[1]] = messages
         elif key == "__all__":
             out.setdefault("non_field_errors", []).extend(messages)
-        elif key in ("prefixes_added", "prefixes_removed", "prefixes_changed", "sessions_removed", "sessions_added"):
+        elif key in (
+            "prefixes_added",
+            "prefixes_removed",
+            "prefixes_changed",
+            "sessions_removed",
+            "sessions_added",
+        ):
             out.setdefault("expect", {})[key] = messages
         else:
             out[key] = messages
@@ -52,8 +58,11 @@ def api_errors(errors: dict[str, list[str]]) -> dict[str, Any]:
 
 
 class RunSubmitView(AegisAPIView):
-    @extend_schema(request=RunSubmitSerializer, responses={202: RunAcceptedSerializer},
-                   summary="Submit a change for preflight; the run executes in the background")
+    @extend_schema(
+        request=RunSubmitSerializer,
+        responses={202: RunAcceptedSerializer},
+        summary="Submit a change for preflight; the run executes in the background",
+    )
     def post(self, request: Request) -> Response:
         if not policy.can_submit(selectors.actor_of(request.user)):
             raise PermissionDenied("Only members of the operator group can submit changes.")
@@ -65,16 +74,26 @@ class RunSubmitView(AegisAPIView):
             names = ", ".join(selectors.labs_enabled().values_list("name", flat=True)) or "(none registered)"
             raise ValidationError({"lab": [f"Unknown lab {data['lab']!r}; available: {names}."]})
         submission = services.Submission(
-            lab=lab, title=data["title"], description=data["description"], devices=data["devices"],
-            intent=data["intent"], expect=data["expect"], frameworks=data["frameworks"], backend=data["backend"],
-            source="api")
+            lab=lab,
+            title=data["title"],
+            description=data["description"],
+            devices=data["devices"],
+            intent=data["intent"],
+            expect=data["expect"],
+            frameworks=data["frameworks"],
+            backend=data["backend"],
+            source="api",
+        )
         try:
             run = services.run_start(operator=request.user, submission=submission)
         except services.ChangeInvalid as exc:
             raise ValidationError(api_errors(exc.errors)) from None
-        body = {"run_id": run.run_id, "status": run.status,
-                "url": reverse("api:run", args=[run.run_id]),
-                "events_url": reverse("api:run_events", args=[run.run_id])}
+        body = {
+            "run_id": run.run_id,
+            "status": run.status,
+            "url": reverse("api:run", args=[run.run_id]),
+            "events_url": reverse("api:run_events", args=[run.run_id]),
+        }
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
@@ -96,15 +115,19 @@ class RunResultView(AegisAPIView):
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.access_run(request.user, run_id)
         if run.result is None:
-            return Response({"detail": f"Run {run.run_id} has no result yet (status {run.status})."},
-                            status=status.HTTP_404_NOT_FOUND)
+            return Response(
+                {"detail": f"Run {run.run_id} has no result yet (status {run.status})."},
+                status=status.HTTP_404_NOT_FOUND,
+            )
         return Response(run.result)
 
 
 class RunEventsView(AegisAPIView):
     @extend_schema(
         parameters=[OpenApiParameter("after", int, description="Only events with seq greater than this")],
-        responses=RunEventSerializer(many=True), summary="Progress events after a seq (catch-up)")
+        responses=RunEventSerializer(many=True),
+        summary="Progress events after a seq (catch-up)",
+    )
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.access_run(request.user, run_id)
         raw = request.query_params.get("after", "0") or "0"
@@ -113,7 +136,9 @@ class RunEventsView(AegisAPIView):
             if after < 0:
                 raise ValueError
         except ValueError:
-            raise ValidationError({"after": [f"{raw!r} is not a non-negative whole number (a seq)."]}) from None
+            raise ValidationError(
+                {"after": [f"{raw!r} is not a non-negative whole number (a seq)."]}
+            ) from None
         return Response(RunEventSerializer(selectors.events_after(run, after), many=True).data)
 
 
@@ -125,8 +150,11 @@ class RunApprovalsView(AegisAPIView):
         run = selectors.access_run(request.user, run_id)
         return Response(ApprovalSerializer(approvals_for_run(run), many=True).data)
 
-    @extend_schema(request=DecisionSerializer, responses={201: ApprovalSerializer},
-                   summary="Approve or reject a run that needs approval (approvers; never your own)")
+    @extend_schema(
+        request=DecisionSerializer,
+        responses={201: ApprovalSerializer},
+        summary="Approve or reject a run that needs approval (approvers; never your own)",
+    )
     def post(self, request: Request, run_id: str) -> Response:
         from promote import services as promote_services
 

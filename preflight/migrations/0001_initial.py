@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,99 +16,197 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Lab',
+            name="Lab",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=64, unique=True)),
-                ('folder', models.CharField(help_text='Lab folder, absolute or relative to AEGIS_LABS_DIR.', max_length=500)),
-                ('digest', models.CharField(blank=True, help_text='sha256 of the topology file.', max_length=80)),
-                ('description', models.TextField(blank=True)),
-                ('routers', models.JSONField(blank=True, default=list)),
-                ('criticality', models.JSONField(blank=True, default=dict)),
-                ('invariants', models.JSONField(blank=True, default=list)),
-                ('enabled', models.BooleanField(default=True)),
-                ('updated', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=64, unique=True)),
+                (
+                    "folder",
+                    models.CharField(
+                        help_text="Lab folder, absolute or relative to AEGIS_LABS_DIR.", max_length=500
+                    ),
+                ),
+                (
+                    "digest",
+                    models.CharField(blank=True, help_text="sha256 of the topology file.", max_length=80),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("routers", models.JSONField(blank=True, default=list)),
+                ("criticality", models.JSONField(blank=True, default=dict)),
+                ("invariants", models.JSONField(blank=True, default=list)),
+                ("enabled", models.BooleanField(default=True)),
+                ("updated", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('actor_name', models.CharField(max_length=150)),
-                ('action', models.CharField(max_length=40)),
-                ('target', models.CharField(max_length=100)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('actor', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("actor_name", models.CharField(max_length=150)),
+                ("action", models.CharField(max_length=40)),
+                ("target", models.CharField(max_length=100)),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'audit entries',
-                'ordering': ['-at'],
+                "verbose_name_plural": "audit entries",
+                "ordering": ["-at"],
             },
         ),
         migrations.CreateModel(
-            name='ChangeRequest',
+            name="ChangeRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('devices', models.JSONField(blank=True, default=dict)),
-                ('intent', models.TextField(blank=True)),
-                ('expect', models.JSONField(blank=True, default=dict)),
-                ('frameworks', models.JSONField(blank=True, default=list)),
-                ('source', models.CharField(choices=[('form', 'form'), ('api', 'api'), ('llm', 'llm'), ('file', 'file')], default='form', max_length=10)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('operator', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='changes', to=settings.AUTH_USER_MODEL)),
-                ('lab', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='changes', to='preflight.lab')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("devices", models.JSONField(blank=True, default=dict)),
+                ("intent", models.TextField(blank=True)),
+                ("expect", models.JSONField(blank=True, default=dict)),
+                ("frameworks", models.JSONField(blank=True, default=list)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("form", "form"), ("api", "api"), ("llm", "llm"), ("file", "file")],
+                        default="form",
+                        max_length=10,
+                    ),
+                ),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "operator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="changes",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "lab",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="changes",
+                        to="preflight.lab",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
+                "ordering": ["-created"],
             },
         ),
         migrations.CreateModel(
-            name='PreflightRun',
+            name="PreflightRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('run_id', models.CharField(default=preflight.models.new_run_id, max_length=40, unique=True)),
-                ('backend', models.CharField(max_length=20)),
-                ('status', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('finished', 'finished'), ('failed', 'failed')], db_index=True, default='queued', max_length=10)),
-                ('verdict', models.CharField(blank=True, choices=[('blocked', 'blocked'), ('needs_approval', 'needs_approval'), ('ship_ready', 'ship_ready')], db_index=True, max_length=20)),
-                ('risk_tier', models.CharField(blank=True, max_length=10)),
-                ('risk_score', models.IntegerField(blank=True, null=True)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('last_seq', models.IntegerField(default=0)),
-                ('bundle_digest', models.CharField(blank=True, max_length=100)),
-                ('bundle_path', models.CharField(blank=True, max_length=500)),
-                ('pdf_path', models.CharField(blank=True, max_length=500)),
-                ('created', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('started', models.DateTimeField(blank=True, null=True)),
-                ('finished', models.DateTimeField(blank=True, null=True)),
-                ('change', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='preflight.changerequest')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("run_id", models.CharField(default=preflight.models.new_run_id, max_length=40, unique=True)),
+                ("backend", models.CharField(max_length=20)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "queued"),
+                            ("running", "running"),
+                            ("finished", "finished"),
+                            ("failed", "failed"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "verdict",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("blocked", "blocked"),
+                            ("needs_approval", "needs_approval"),
+                            ("ship_ready", "ship_ready"),
+                        ],
+                        db_index=True,
+                        max_length=20,
+                    ),
+                ),
+                ("risk_tier", models.CharField(blank=True, max_length=10)),
+                ("risk_score", models.IntegerField(blank=True, null=True)),
+                ("result", models.JSONField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("last_seq", models.IntegerField(default=0)),
+                ("bundle_digest", models.CharField(blank=True, max_length=100)),
+                ("bundle_path", models.CharField(blank=True, max_length=500)),
+                ("pdf_path", models.CharField(blank=True, max_length=500)),
+                ("created", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("started", models.DateTimeField(blank=True, null=True)),
+                ("finished", models.DateTimeField(blank=True, null=True)),
+                (
+                    "change",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="preflight.changerequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
-                'permissions': [('decide_preflightrun', 'Can approve or reject a run that needs approval')],
+                "ordering": ["-created"],
+                "permissions": [("decide_preflightrun", "Can approve or reject a run that needs approval")],
             },
         ),
         migrations.CreateModel(
-            name='RunEvent',
+            name="RunEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.IntegerField()),
-                ('step', models.CharField(max_length=40)),
-                ('status', models.CharField(max_length=10)),
-                ('message', models.TextField(blank=True)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='preflight.preflightrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.IntegerField()),
+                ("step", models.CharField(max_length=40)),
+                ("status", models.CharField(max_length=10)),
+                ("message", models.TextField(blank=True)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="preflight.preflightrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'seq'],
-                'constraints': [models.UniqueConstraint(fields=('run', 'seq'), name='runevent_unique_seq')],
+                "ordering": ["run", "seq"],
+                "constraints": [models.UniqueConstraint(fields=("run", "seq"), name="runevent_unique_seq")],
             },
         ),
     ]

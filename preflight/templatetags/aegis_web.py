@@ -52,7 +52,7 @@ def joinlines(value: Any) -> str:
 def invariant_text(value: Any) -> str:
     """{"must_reach": {"from": "r1", "to": "10.255.0.3"}} -> "must reach: from r1, to 10.255.0.3"."""
     if isinstance(value, dict) and len(value) == 1:
-        (kind, spec), = value.items()
+        ((kind, spec),) = value.items()
         if isinstance(spec, dict):
             return f"{words(kind)}: " + ", ".join(f"{k} {v}" for k, v in spec.items())
         return f"{words(kind)}: {spec}"
@@ -60,3 +60,11 @@ def invariant_text(value: Any) -> str:
         spec = value.get("spec") or {k: v for k, v in value.items() if k != "kind"}
         return f"{words(value['kind'])}: " + ", ".join(f"{k} {v}" for k, v in spec.items())
     return item_text(value)
+
+
+@register.simple_tag
+def aegis_roles(user: Any) -> list[str]:
+    """The user's AEGIS roles (one group query per request; the nav needs no permission lookups)."""
+    from preflight.selectors import roles_of
+
+    return roles_of(user)

@@ -48,7 +48,9 @@ def test_filters_bad_filters_and_who_sees_what(three_bundles, auditor_client, op
         rows = auditor_client.get(f"/api/bundles?{query}").json()
         assert {r["verdict"] for r in rows} == expected, query
         page = auditor_client.get(f"/evidence/bundles/?{query}")
-        assert page.status_code == 200 and page.content.decode().count('class="button secondary"') == len(expected)
+        assert page.status_code == 200 and page.content.decode().count('class="button secondary"') == len(
+            expected
+        )
     # a filter that cannot be read is a 400 that says how to write it
     answer = auditor_client.get("/api/bundles?date_from=yesterday")
     assert answer.status_code == 400 and "YYYY-MM-DD" in answer.json()["date_from"][0]

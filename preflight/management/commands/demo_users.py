@@ -31,5 +31,7 @@ class Command(BaseCommand):
                 user.save()
                 self.stdout.write(f"{username:<9} role={role:<9} password={password}")
             else:
-                self.stdout.write(f"{username:<9} role={role:<9} (exists; password unchanged, --reset for a new one)")
+                self.stdout.write(
+                    f"{username:<9} role={role:<9} (exists; password unchanged, --reset for a new one)"
+                )
         self.stdout.write("These passwords are shown once. Sign in at /accounts/login/.")

@@ -34,8 +34,11 @@ class Command(BaseCommand):
             failed = runs_recover()
             if failed:
                 self.stdout.write(f"{failed} run(s) left by a previous server marked failed")
-        self.stdout.write(f"runs execute via: {mode}; open http://{options['bind']}:{options['port']}/preflight")
+        self.stdout.write(
+            f"runs execute via: {mode}; open http://{options['bind']}:{options['port']}/preflight"
+        )
         from daphne.cli import CommandLineInterface
 
-        CommandLineInterface().run(["-b", options["bind"], "-p", str(options["port"]),
-                                    "aegis_site.asgi:application"])
+        CommandLineInterface().run(
+            ["-b", options["bind"], "-p", str(options["port"]), "aegis_site.asgi:application"]
+        )

@@ -13,6 +13,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         labs = lab_sync()
         for lab in labs:
-            self.stdout.write(f"{lab.name}: {len(lab.routers)} routers ({', '.join(lab.routers)}) in {lab.folder}")
+            self.stdout.write(
+                f"{lab.name}: {len(lab.routers)} routers ({', '.join(lab.routers)}) in {lab.folder}"
+            )
         if not labs:
             self.stdout.write("no loadable lab found (each lab is a folder with one .clab.yml)")

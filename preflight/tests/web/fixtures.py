@@ -20,8 +20,10 @@ from preflight.models import Lab, PreflightRun
 REPO = Path(__file__).resolve().parents[3]
 
 # Changes on labs/triangle and the verdict the pipeline gives them (simulator backend).
-SHIP_READY = {"devices": {"r3": "ip route 10.42.0.0/24 Null0\n"},
-              "expect": {"prefixes_added": {"r3": ["10.42.0.0/24"]}}}
+SHIP_READY = {
+    "devices": {"r3": "ip route 10.42.0.0/24 Null0\n"},
+    "expect": {"prefixes_added": {"r3": ["10.42.0.0/24"]}},
+}
 NEEDS_APPROVAL = {"devices": {"r3": "ip route 10.43.0.0/24 Null0\n"}, "expect": None}  # undeclared effect
 BLOCKED = {"devices": {"r3": "ip route bogus\n"}, "expect": None}  # FRR's parser refuses it
 
@@ -91,12 +93,26 @@ def lab(db) -> Lab:
 def submit(lab, django_capture_on_commit_callbacks):
     """submit(user, change, **overrides) -> the run, executed inline and refreshed."""
 
-    def _submit(user, change: dict, *, backend: str = "simulator", title: str = "Add a static route",
-                frameworks: list[str] | None = None) -> PreflightRun:
+    def _submit(
+        user,
+        change: dict,
+        *,
+        backend: str = "simulator",
+        title: str = "Add a static route",
+        frameworks: list[str] | None = None,
+    ) -> PreflightRun:
         with django_capture_on_commit_callbacks(execute=True):
-            run = services.run_start(operator=user, submission=services.Submission(
-                lab=lab, title=title, devices=change["devices"], expect=change["expect"],
-                frameworks=frameworks if frameworks is not None else ["nist-800-53r5"], backend=backend))
+            run = services.run_start(
+                operator=user,
+                submission=services.Submission(
+                    lab=lab,
+                    title=title,
+                    devices=change["devices"],
+                    expect=change["expect"],
+                    frameworks=frameworks if frameworks is not None else ["nist-800-53r5"],
+                    backend=backend,
+                ),
+            )
         run.refresh_from_db()
         return run
 

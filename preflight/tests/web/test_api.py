@@ -18,18 +18,34 @@ def api(operator, lab, django_capture_on_commit_callbacks):
     return client
 
 
-def test_submit_answers_202_with_the_run_id_and_the_run_can_be_followed(api, django_capture_on_commit_callbacks):
+def test_submit_answers_202_with_the_run_id_and_the_run_can_be_followed(
+    api, django_capture_on_commit_callbacks
+):
     # given an operator's API client, when she posts a change
     with django_capture_on_commit_callbacks(execute=True):
-        answer = api.post("/api/preflight/run", {
-            "lab": "triangle", "title": "Static route on r3", "devices": SHIP_READY["devices"],
-            "expect": SHIP_READY["expect"], "frameworks": ["nist-800-53r5"], "backend": "simulator"}, format="json")
+        answer = api.post(
+            "/api/preflight/run",
+            {
+                "lab": "triangle",
+                "title": "Static route on r3",
+                "devices": SHIP_READY["devices"],
+                "expect": SHIP_READY["expect"],
+                "frameworks": ["nist-800-53r5"],
+                "backend": "simulator",
+            },
+            format="json",
+        )
     # then 202 with the run id and where to follow it
     assert answer.status_code == 202, answer.content
     run_id = answer.json()["run_id"]
     assert answer.json()["events_url"] == f"/api/runs/{run_id}/events"
     run = api.get(f"/api/runs/{run_id}").json()
-    assert (run["status"], run["verdict"], run["sealed"], run["lab"]) == ("finished", "ship_ready", True, "triangle")
+    assert (run["status"], run["verdict"], run["sealed"], run["lab"]) == (
+        "finished",
+        "ship_ready",
+        True,
+        "triangle",
+    )
     # and events after a seq are exactly the later ones
     events = api.get(f"/api/runs/{run_id}/events?after=5").json()
     assert [e["seq"] for e in events] == list(range(6, run["last_seq"] + 1))
@@ -41,13 +57,37 @@ def test_submit_answers_202_with_the_run_id_and_the_run_can_be_followed(api, dja
     "body, where, words",
     [
         ({"lab": "triangle"}, ("title",), "required"),
-        ({"lab": "nolab", "title": "t", "devices": {"r3": "x\n"}}, ("lab",), "Unknown lab 'nolab'; available:"),
-        ({"lab": "triangle", "title": "t", "devices": {"r3": "do show run\n"}}, ("devices", "r3"), "`do` is not allowed"),
-        ({"lab": "triangle", "title": "t", "devices": {"r3": "ip route 10.9.0.0/24 Null0\n"},
-          "expect": {"prefixes_added": {"r3": "10.9.0.1/24"}}}, ("expect", "prefixes_added"), "not a prefix"),
+        (
+            {"lab": "nolab", "title": "t", "devices": {"r3": "x\n"}},
+            ("lab",),
+            "Unknown lab 'nolab'; available:",
+        ),
+        (
+            {"lab": "triangle", "title": "t", "devices": {"r3": "do show run\n"}},
+            ("devices", "r3"),
+            "`do` is not allowed",
+        ),
+        (
+            {
+                "lab": "triangle",
+                "title": "t",
+                "devices": {"r3": "ip route 10.9.0.0/24 Null0\n"},
+                "expect": {"prefixes_added": {"r3": "10.9.0.1/24"}},
+            },
+            ("expect", "prefixes_added"),
+            "not a prefix",
+        ),
         ({"lab": "triangle", "title": "t", "devices": "not a dict"}, ("devices",), "dictionary"),
-        ({"lab": "triangle", "title": "t", "devices": {"r3": "ip route 10.9.0.0/24 Null0\n"}, "backend": "docker"},
-         ("backend",), "not a valid choice"),
+        (
+            {
+                "lab": "triangle",
+                "title": "t",
+                "devices": {"r3": "ip route 10.9.0.0/24 Null0\n"},
+                "backend": "docker",
+            },
+            ("backend",),
+            "not a valid choice",
+        ),
         ({"lab": "triangle", "title": "t"}, ("non_field_errors",), "at least one device"),
     ],
 )
@@ -62,7 +102,10 @@ def test_bad_input_is_400_with_field_errors_and_nothing_is_written(api, body, wh
 
 
 def test_malformed_json_and_bad_seq_are_400(api):
-    assert api.generic("POST", "/api/preflight/run", "{not json", content_type="application/json").status_code == 400
+    assert (
+        api.generic("POST", "/api/preflight/run", "{not json", content_type="application/json").status_code
+        == 400
+    )
     assert api.get("/api/runs/x/events?after=-1").status_code in (400, 404)
 
 
@@ -85,8 +128,14 @@ def test_the_openapi_schema_describes_the_api_and_the_docs_page_is_self_hosted(c
     schema = client.get("/api/schema/?format=json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    for path in ("/api/preflight/run", "/api/runs/{run_id}", "/api/runs/{run_id}/events", "/api/bundles",
-                 "/api/bundles/{bundle_id}/verify", "/api/runs/{run_id}/approvals"):
+    for path in (
+        "/api/preflight/run",
+        "/api/runs/{run_id}",
+        "/api/runs/{run_id}/events",
+        "/api/bundles",
+        "/api/bundles/{bundle_id}/verify",
+        "/api/runs/{run_id}/approvals",
+    ):
         assert path in paths, path
     page = client.get("/api/docs/").content.decode()
     assert "/api/docs/assets/swagger-ui-bundle.js" in page

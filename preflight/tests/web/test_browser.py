@@ -23,12 +23,19 @@ from preflight.models import PreflightRun
 from preflight.tests.web.fixtures import REPO, _user
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"
+    ),
 ]
 
 
@@ -48,16 +55,25 @@ def live_server_url(transactional_db, tmp_path, lab, settings):
     port = _free_port()
     db = connection.settings_dict
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AEGIS_", "CELERY_"))}
-    env.update({
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "AEGIS_HOME": str(tmp_path / "home"), "AEGIS_RUNS_DIR": str(tmp_path / "runs"),
-        "AEGIS_SITE_KEY_FILE": str(tmp_path / "home" / "keys" / "site_ed25519.pem"),
-        "AEGIS_LABS_DIR": str(REPO / "labs"), "AEGIS_TWIN_CONVERGE_TIMEOUT_S": "60",
-    })
+    env.update(
+        {
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            "AEGIS_HOME": str(tmp_path / "home"),
+            "AEGIS_RUNS_DIR": str(tmp_path / "runs"),
+            "AEGIS_SITE_KEY_FILE": str(tmp_path / "home" / "keys" / "site_ed25519.pem"),
+            "AEGIS_LABS_DIR": str(REPO / "labs"),
+            "AEGIS_TWIN_CONVERGE_TIMEOUT_S": "60",
+        }
+    )
     log = (tmp_path / "daphne.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                             "aegis_site.asgi:application"], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "aegis_site.asgi:application"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -66,7 +82,9 @@ def live_server_url(transactional_db, tmp_path, lab, settings):
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"daphne did not start:\n{(tmp_path / 'daphne.log').read_text()}") from None
+                    raise RuntimeError(
+                        f"daphne did not start:\n{(tmp_path / 'daphne.log').read_text()}"
+                    ) from None
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -81,7 +99,9 @@ def live_server_url(transactional_db, tmp_path, lab, settings):
 
 @pytest.fixture
 def browser():
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # playwright's sync API runs a loop; ORM reads here are safe
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = (
+        "true"  # playwright's sync API runs a loop; ORM reads here are safe
+    )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -136,7 +156,8 @@ def test_bad_config_shows_an_inline_error_and_nothing_runs(live_server_url, brow
 @pytest.mark.twin
 @pytest.mark.slow
 def test_operator_runs_a_change_on_the_real_twin_approver_approves_auditor_verifies(
-        live_server_url, browser, roles, shots):
+    live_server_url, browser, roles, shots
+):
     if os.geteuid() != 0:
         pytest.skip("the netns twin needs root")
     _user("olivia", "operator")
@@ -157,12 +178,15 @@ def test_operator_runs_a_change_on_the_real_twin_approver_approves_auditor_verif
     page.locator("#step-spawn.ok, #step-spawn.started").first.wait_for(timeout=60_000)
     page.screenshot(path=str(shots / "operator-run-live.png"), full_page=True)
     # ... and the verdict appears when the run finishes.
-    page.locator("#verdict.needs_approval, #verdict.ship_ready, #verdict.blocked, #verdict.failed").first.wait_for(
-        timeout=180_000)
+    page.locator(
+        "#verdict.needs_approval, #verdict.ship_ready, #verdict.blocked, #verdict.failed"
+    ).first.wait_for(timeout=180_000)
     page.locator("#routes-chart").wait_for()
     page.screenshot(path=str(shots / "operator-run-verdict.png"), full_page=True)
     run = PreflightRun.objects.get()
-    assert (run.status, run.verdict, run.result["twin"]["tier"]) == ("finished", "needs_approval", "real"), run.error
+    assert (run.status, run.verdict, run.result["twin"]["tier"]) == ("finished", "needs_approval", "real"), (
+        run.error
+    )
     assert "Needs approval" in page.inner_text("#verdict")
     assert page.locator("#step-teardown.ok").count() == 1 and page.locator("#step-seal.ok").count() == 1
     assert js_errors == []

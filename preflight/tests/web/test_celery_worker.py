@@ -35,23 +35,48 @@ def celery_worker(settings, tmp_path):
     queue = f"aegis-web-test-{os.getpid()}"
     db = connection.settings_dict
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AEGIS_", "CELERY_", "REDIS_URL"))}
-    env.update({
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "CELERY_BROKER_URL": BROKER,
-        "AEGIS_HOME": str(tmp_path / "home"), "AEGIS_RUNS_DIR": str(tmp_path / "runs"),
-        "AEGIS_SITE_KEY_FILE": str(tmp_path / "home" / "keys" / "site_ed25519.pem"),
-        "AEGIS_LABS_DIR": str(REPO / "labs"),
-    })
+    env.update(
+        {
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            "CELERY_BROKER_URL": BROKER,
+            "AEGIS_HOME": str(tmp_path / "home"),
+            "AEGIS_RUNS_DIR": str(tmp_path / "runs"),
+            "AEGIS_SITE_KEY_FILE": str(tmp_path / "home" / "keys" / "site_ed25519.pem"),
+            "AEGIS_LABS_DIR": str(REPO / "labs"),
+        }
+    )
     log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "aegis_site", "worker", "--pool=solo", "--concurrency=1",
-         "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "aegis_site",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "info",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     # This process sends to the same broker and queue.
     # (Keys carry the CELERY_ namespace: the app reads its config from Django settings.)
     keys = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "CELERY_TASK_DEFAULT_QUEUE")
     saved = {key: celery_app.conf.get(key) for key in keys}
-    celery_app.conf.update(CELERY_BROKER_URL=BROKER, CELERY_TASK_ALWAYS_EAGER=False, CELERY_TASK_DEFAULT_QUEUE=queue)
+    celery_app.conf.update(
+        CELERY_BROKER_URL=BROKER, CELERY_TASK_ALWAYS_EAGER=False, CELERY_TASK_DEFAULT_QUEUE=queue
+    )
     settings.CELERY_BROKER_URL = BROKER
     settings.AEGIS_RUN_DISPATCH = "celery"
     try:
@@ -76,8 +101,16 @@ def celery_worker(settings, tmp_path):
 def test_a_submitted_run_executes_in_a_real_celery_worker(celery_worker, operator, lab):
     proc, log_path = celery_worker
     # given a broker, when the operator submits, then the request returns with the run queued
-    run = services.run_start(operator=operator, submission=services.Submission(
-        lab=lab, title="Celery", devices=SHIP_READY["devices"], expect=SHIP_READY["expect"], backend="simulator"))
+    run = services.run_start(
+        operator=operator,
+        submission=services.Submission(
+            lab=lab,
+            title="Celery",
+            devices=SHIP_READY["devices"],
+            expect=SHIP_READY["expect"],
+            backend="simulator",
+        ),
+    )
     assert run.status == "queued"
     # and the worker process (not this one) picks it up and finishes it
     deadline = time.monotonic() + 90

@@ -42,8 +42,10 @@ def test_the_socket_refuses_anyone_who_may_not_see_the_run(operator, operator2, 
         await comm.disconnect()
         return connected
 
-    verdicts = {who.username if who else "anonymous": async_to_sync(scenario)(who or AnonymousUser())
-                for who in (operator2, outsider, auditor, None)}
+    verdicts = {
+        who.username if who else "anonymous": async_to_sync(scenario)(who or AnonymousUser())
+        for who in (operator2, outsider, auditor, None)
+    }
     assert verdicts == {"oscar": False, "oddjob": False, "audrey": False, "anonymous": False}
     assert async_to_sync(scenario)(operator) is True  # and the owner gets in
 
@@ -69,8 +71,12 @@ def test_the_socket_sends_what_exists_after_the_clients_seq(operator, submit):
 @pytest.mark.django_db(transaction=True)
 def test_a_committed_event_arrives_live_once_and_a_gap_is_filled_from_the_record(operator, lab, settings):
     settings.AEGIS_RUN_DISPATCH = "manual"  # keep the run queued; this test writes its events itself
-    run = services.run_start(operator=operator, submission=services.Submission(
-        lab=lab, title="t", devices=SHIP_READY["devices"], backend="simulator"))
+    run = services.run_start(
+        operator=operator,
+        submission=services.Submission(
+            lab=lab, title="t", devices=SHIP_READY["devices"], backend="simulator"
+        ),
+    )
 
     async def scenario():
         comm = _communicator(operator, run.run_id, 0)
@@ -78,7 +84,9 @@ def test_a_committed_event_arrives_live_once_and_a_gap_is_filled_from_the_record
         assert connected
         first = await _drain(comm, 0.3)  # the "queued" event
         # when the worker writes an event and commits, then the client gets it, once
-        await database_sync_to_async(services.event_append)(run=run, step="spawn", status="started", message="x")
+        await database_sync_to_async(services.event_append)(
+            run=run, step="spawn", status="started", message="x"
+        )
         live = await comm.receive_json_from(timeout=5)
         # when a notification overtakes an earlier one (seq 4 announced while 3 was never announced)
         from preflight.models import RunEvent
@@ -91,10 +99,14 @@ def test_a_committed_event_arrives_live_once_and_a_gap_is_filled_from_the_record
 
         await write_silently(3, "spawn")
         fourth = await write_silently(4, "converge_baseline")
-        await get_channel_layer().group_send(services.run_group(run.run_id), {"type": "run.event", "event": fourth})
+        await get_channel_layer().group_send(
+            services.run_group(run.run_id), {"type": "run.event", "event": fourth}
+        )
         filled = await _drain(comm, 1.0)
         # and a duplicate notification of an event already sent is dropped
-        await get_channel_layer().group_send(services.run_group(run.run_id), {"type": "run.event", "event": fourth})
+        await get_channel_layer().group_send(
+            services.run_group(run.run_id), {"type": "run.event", "event": fourth}
+        )
         dup = await _drain(comm, 0.5)
         await comm.disconnect()
         return first, live, filled, dup

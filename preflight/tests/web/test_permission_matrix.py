@@ -46,28 +46,28 @@ CELLS = [
 L = 302  # pages send the anonymous to the sign-in page
 EXPECTED = {
     #                     operator approver auditor outsider anonymous
-    "start page":          (200, 403, 403, 403, L),
-    "run page":            (200, 200, 403, 403, L),
+    "start page": (200, 403, 403, 403, L),
+    "run page": (200, 200, 403, 403, L),
     "run result download": (200, 200, 403, 403, L),
-    "run PDF download":    (200, 200, 403, 403, L),
-    "approval queue":      (403, 200, 403, 403, L),
-    "decision page":       (403, 200, 403, 403, L),
-    "bundle browser":      (403, 403, 200, 403, L),
-    "bundle page":         (200, 403, 200, 403, L),
-    "bundle PDF":          (200, 403, 200, 403, L),
-    "api submit":          (400, 403, 403, 403, 401),
-    "api runs":            (200, 200, 200, 200, 401),  # a list filtered to what each may see
-    "api run":             (200, 200, 403, 403, 401),
-    "api events":          (200, 200, 403, 403, 401),
-    "api result":          (200, 200, 403, 403, 401),
-    "api approvals":       (200, 200, 403, 403, 401),
-    "api decide":          (403, 400, 403, 403, 401),
-    "api queue":           (403, 200, 403, 403, 401),
-    "api bundles":         (200, 200, 200, 403, 401),  # filtered: operators their own, approvers none
-    "api bundle":          (200, 403, 200, 403, 401),
-    "api bundle json":     (200, 403, 200, 403, 401),
-    "api bundle pdf":      (200, 403, 200, 403, 401),
-    "api verify":          (200, 403, 200, 403, 401),
+    "run PDF download": (200, 200, 403, 403, L),
+    "approval queue": (403, 200, 403, 403, L),
+    "decision page": (403, 200, 403, 403, L),
+    "bundle browser": (403, 403, 200, 403, L),
+    "bundle page": (200, 403, 200, 403, L),
+    "bundle PDF": (200, 403, 200, 403, L),
+    "api submit": (400, 403, 403, 403, 401),
+    "api runs": (200, 200, 200, 200, 401),  # a list filtered to what each may see
+    "api run": (200, 200, 403, 403, 401),
+    "api events": (200, 200, 403, 403, 401),
+    "api result": (200, 200, 403, 403, 401),
+    "api approvals": (200, 200, 403, 403, 401),
+    "api decide": (403, 400, 403, 403, 401),
+    "api queue": (403, 200, 403, 403, 401),
+    "api bundles": (200, 200, 200, 403, 401),  # filtered: operators their own, approvers none
+    "api bundle": (200, 403, 200, 403, 401),
+    "api bundle json": (200, 403, 200, 403, 401),
+    "api bundle pdf": (200, 403, 200, 403, 401),
+    "api verify": (200, 403, 200, 403, 401),
 }
 PERSONAS = ["operator", "approver", "auditor", "outsider", "anonymous"]
 
@@ -75,7 +75,9 @@ PERSONAS = ["operator", "approver", "auditor", "outsider", "anonymous"]
 @pytest.fixture
 def sealed_run(operator, submit):
     run = submit(operator, NEEDS_APPROVAL)
-    assert run.verdict == "needs_approval" and run.bundle_digest, "the matrix needs a sealed run that needs approval"
+    assert run.verdict == "needs_approval" and run.bundle_digest, (
+        "the matrix needs a sealed run that needs approval"
+    )
     return run
 
 
@@ -113,8 +115,14 @@ def test_unknown_ids_are_404_never_500(request, persona):
     user = request.getfixturevalue(persona)
     client = Client()
     client.force_login(user)
-    urls = ["/api/runs/20990101-000000-ffffff", "/api/runs/nope/events", "/api/bundles/999999",
-            "/api/bundles/not-a-number", "/preflight/runs/20990101-000000-ffffff/", "/evidence/bundles/999999/",
-            "/no/such/page/"]
+    urls = [
+        "/api/runs/20990101-000000-ffffff",
+        "/api/runs/nope/events",
+        "/api/bundles/999999",
+        "/api/bundles/not-a-number",
+        "/preflight/runs/20990101-000000-ffffff/",
+        "/evidence/bundles/999999/",
+        "/no/such/page/",
+    ]
     got = {url: client.get(url).status_code for url in urls}
     assert set(got.values()) == {404}, got

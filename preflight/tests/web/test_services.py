@@ -26,7 +26,9 @@ def test_a_clean_change_runs_to_ship_ready_and_is_sealed(operator, operator2, su
     steps = set(run.events.values_list("step", flat=True))
     assert {"precheck", "static", "spawn", "diff", "rollback", "teardown", "verdict", "seal"} <= steps
     assert run.bundle_digest.startswith("sha256:")
-    assert Bundle.objects.filter(run_id=run.run_id, digest=run.bundle_digest, operator_username="olivia").exists()
+    assert Bundle.objects.filter(
+        run_id=run.run_id, digest=run.bundle_digest, operator_username="olivia"
+    ).exists()
     # and only she sees it
     assert list(runs_for_user(operator)) == [run]
     assert list(runs_for_user(operator2)) == []
@@ -53,24 +55,41 @@ def test_a_blocked_run_is_not_shared_with_approvers(operator, approver, submit):
         ({"devices": {"r3": "do show run\n"}, "expect": None}, "device:r3", "`do` is not allowed"),
         ({"devices": {"r9": "ip route 10.1.0.0/24 Null0\n"}, "expect": None}, "device:r9", "not in lab"),
         ({"devices": {}, "expect": None}, "__all__", "at least one device"),
-        ({"devices": {"r3": "ip route 10.42.0.0/24 Null0\n"}, "expect": {"prefixes_added": {"r3": ["10.42.0.1/24"]}}},
-         "prefixes_added", "is not a prefix"),
+        (
+            {
+                "devices": {"r3": "ip route 10.42.0.0/24 Null0\n"},
+                "expect": {"prefixes_added": {"r3": ["10.42.0.1/24"]}},
+            },
+            "prefixes_added",
+            "is not a prefix",
+        ),
     ],
 )
 def test_bad_input_is_refused_with_a_reason_and_writes_nothing(operator, lab, change, field, words):
     # given a change that cannot run, when submitted, then ChangeInvalid names the field and nothing is written
     with pytest.raises(services.ChangeInvalid) as caught:
-        services.run_start(operator=operator, submission=services.Submission(
-            lab=lab, title="bad", devices=change["devices"], expect=change["expect"], backend="simulator"))
+        services.run_start(
+            operator=operator,
+            submission=services.Submission(
+                lab=lab, title="bad", devices=change["devices"], expect=change["expect"], backend="simulator"
+            ),
+        )
     assert field in caught.value.errors, caught.value.errors
     assert words in " ".join(caught.value.errors[field])
-    assert ChangeRequest.objects.count() == 0 and PreflightRun.objects.count() == 0 and RunEvent.objects.count() == 0
+    assert (
+        ChangeRequest.objects.count() == 0
+        and PreflightRun.objects.count() == 0
+        and RunEvent.objects.count() == 0
+    )
 
 
 @pytest.mark.parametrize(
     "overrides, field",
-    [({"backend": "docker"}, "backend"), ({"frameworks": ["made-up-framework"]}, "frameworks"),
-     ({"intent": "add a route"}, "__all__")],
+    [
+        ({"backend": "docker"}, "backend"),
+        ({"frameworks": ["made-up-framework"]}, "frameworks"),
+        ({"intent": "add a route"}, "__all__"),
+    ],
 )
 def test_bad_options_are_refused(operator, lab, overrides, field):
     sub = services.Submission(lab=lab, title="t", devices=SHIP_READY["devices"], backend="simulator")
@@ -84,8 +103,12 @@ def test_bad_options_are_refused(operator, lab, overrides, field):
 
 def test_only_operators_submit(approver, lab):
     with pytest.raises(PermissionError):
-        services.run_start(operator=approver, submission=services.Submission(
-            lab=lab, title="t", devices=SHIP_READY["devices"], backend="simulator"))
+        services.run_start(
+            operator=approver,
+            submission=services.Submission(
+                lab=lab, title="t", devices=SHIP_READY["devices"], backend="simulator"
+            ),
+        )
     assert ChangeRequest.objects.count() == 0
 
 
@@ -98,11 +121,17 @@ def test_executing_a_finished_run_again_changes_nothing(operator, submit):
     assert run.last_seq == before
 
 
-def test_a_lab_that_vanished_fails_the_run_with_a_reason(operator, lab, django_capture_on_commit_callbacks, settings):
+def test_a_lab_that_vanished_fails_the_run_with_a_reason(
+    operator, lab, django_capture_on_commit_callbacks, settings
+):
     # given a run queued against a lab whose folder is then removed, when the worker executes it
     settings.AEGIS_RUN_DISPATCH = "manual"
-    run = services.run_start(operator=operator, submission=services.Submission(
-        lab=lab, title="t", devices=SHIP_READY["devices"], backend="simulator"))
+    run = services.run_start(
+        operator=operator,
+        submission=services.Submission(
+            lab=lab, title="t", devices=SHIP_READY["devices"], backend="simulator"
+        ),
+    )
     lab.folder = "/nonexistent/aegis-lab"
     lab.save()
     # then it ends failed (never stuck "running"), with a message and a final event
@@ -130,8 +159,16 @@ def test_the_in_process_worker_runs_a_submission_in_the_background(operator, lab
     from preflight import worker
 
     settings.AEGIS_RUN_DISPATCH = "thread"
-    run = services.run_start(operator=operator, submission=services.Submission(
-        lab=lab, title="t", devices=SHIP_READY["devices"], expect=SHIP_READY["expect"], backend="simulator"))
+    run = services.run_start(
+        operator=operator,
+        submission=services.Submission(
+            lab=lab,
+            title="t",
+            devices=SHIP_READY["devices"],
+            expect=SHIP_READY["expect"],
+            backend="simulator",
+        ),
+    )
     assert run.status == "queued"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -23,12 +23,15 @@ def waiting(operator, submit):
     return run
 
 
-def test_an_approval_is_recorded_audited_ledgered_and_streamed(waiting, approver):
+def test_an_approval_is_recorded_audited_ledgered_and_streamed(
+    waiting, approver, django_capture_on_commit_callbacks
+):
     # given a run waiting for approval, when an approver approves with a comment
     leaves = LedgerEntry.objects.count()
-    approval = approval_decide(
-        run=waiting, approver=approver, decision="approve", comment="Route is expected."
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # the PDF refresh runs after commit
+        approval = approval_decide(
+            run=waiting, approver=approver, decision="approve", comment="Route is expected."
+        )
     # then the decision row binds to the sealed digest, the audit trail and ledger have it,
     # the run's watchers get an event, and the run leaves the queue
     assert approval.subject_digest == waiting.bundle_digest
@@ -41,6 +44,11 @@ def test_an_approval_is_recorded_audited_ledgered_and_streamed(waiting, approver
     assert event.data == {"decision": "approve", "state": "approved"}
     assert run_approval_state(waiting) == "approved"
     assert approval_queue(approver) == []
+    # and the examiner PDF now names the approver and the decision
+    from pypdf import PdfReader
+
+    text = "".join(page.extract_text() for page in PdfReader(waiting.pdf_path).pages)
+    assert "approved by alice" in text
 
 
 def test_an_approver_never_decides_on_their_own_change(approver, lab, submit):

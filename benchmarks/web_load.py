@@ -1,0 +1,361 @@
+"""Web latency under load and websocket event delay, on loopback against a real daphne.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/aegis_web_bench REDIS_URL=redis://127.0.0.1:6379/5 \
+        .venv/bin/python benchmarks/web_load.py [--clients 50] [--requests 2000] [--sockets 10] [--events 200]
+
+1. Seeds a queue of runs that need approval (one real simulator run, sealed, cloned 49 times)
+   in its own database (created if missing), with an operator and an approver.
+2. Starts `daphne aegis_site.asgi:application` on a free port (killed by PID at the end).
+3. `--clients` concurrent HTTP clients fetch the approver queue (as the approver) and a run
+   page (as its operator), `--requests` in all, each client pausing `--think` seconds on
+   average between requests as a person does (`--think 0`: back-to-back, a saturation test);
+   prints p50/p95/p99/max per page and the request rate.
+4. `--sockets` websocket clients follow one run; this process writes `--events` events
+   (each committed, then published through channels-redis); prints the delay from just
+   before the event's commit to its arrival in each client.
+
+Targets (issue 5): page p95 <= 100 ms at 50 clients; event delay <= 250 ms.
+REDIS_URL is required: the events cross from this process to the server through Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def database_ensure(url: str) -> None:
+    import psycopg
+
+    parts = urlparse(url)
+    name = parts.path.lstrip("/")
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_database where datname=%s", [name]).fetchone():
+            conn.execute(f'create database "{name}"')
+
+
+def seed(queue_size: int) -> dict:
+    """Users, one sealed simulator run that needs approval, cloned to fill the queue."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.test import Client
+    from guardian.shortcuts import assign_perm
+
+    from preflight import services
+    from preflight.models import ChangeRequest, Lab, PreflightRun, RunEvent
+
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("setup_roles", verbosity=0, stdout=io.StringIO())
+    services.lab_sync()
+    User = get_user_model()
+    operator, _ = User.objects.get_or_create(username="bench-operator")
+    approver, _ = User.objects.get_or_create(username="bench-approver")
+    operator.groups.add(Group.objects.get(name="operator"))
+    approver.groups.add(Group.objects.get(name="approver"))
+    lab = Lab.objects.get(name="triangle")
+    PreflightRun.objects.filter(change__operator=operator, approvals__isnull=True).exclude(
+        verdict="needs_approval"
+    ).delete()
+    existing = PreflightRun.objects.filter(change__operator=operator, verdict="needs_approval").count()
+    if existing == 0:
+        settings.AEGIS_RUN_DISPATCH = "inline"
+        from django.db import transaction
+
+        with transaction.atomic():
+            first = services.run_start(
+                operator=operator,
+                submission=services.Submission(
+                    lab=lab,
+                    title="Bench: undeclared static route",
+                    backend="simulator",
+                    devices={"r3": "ip route 10.43.0.0/24 Null0\n"},
+                ),
+            )
+        first.refresh_from_db()
+        assert first.verdict == "needs_approval", first.error
+        existing = 1
+    template = PreflightRun.objects.filter(change__operator=operator, verdict="needs_approval").first()
+    if not template.blast:
+        from preflight.selectors import blast_radius
+
+        template.blast = blast_radius(template.result)
+        template.save(update_fields=["blast"])
+        PreflightRun.objects.filter(change__operator=operator).update(blast=template.blast)
+    events = list(template.events.order_by("seq"))
+    approvers = Group.objects.get(name="approver")
+    for i in range(existing, queue_size):
+        change = ChangeRequest.objects.create(
+            operator=operator,
+            lab=lab,
+            title=f"Bench clone {i}",
+            devices=template.change.devices,
+            frameworks=template.change.frameworks,
+        )
+        run = PreflightRun.objects.create(
+            change=change,
+            backend=template.backend,
+            status="finished",
+            verdict=template.verdict,
+            risk_tier=template.risk_tier,
+            risk_score=template.risk_score,
+            result=template.result,
+            last_seq=template.last_seq,
+            bundle_digest=template.bundle_digest,
+            blast=template.blast,
+        )
+        RunEvent.objects.bulk_create(
+            [
+                RunEvent(run=run, seq=e.seq, step=e.step, status=e.status, message=e.message, data=e.data)
+                for e in events
+            ]
+        )
+        assign_perm("preflight.view_preflightrun", operator, run)
+        assign_perm("preflight.view_preflightrun", approvers, run)
+    cookies = {}
+    for user in (operator, approver):
+        client = Client()
+        client.force_login(user)
+        cookies[user.username] = client.cookies["sessionid"].value
+    return {
+        "run_id": template.run_id,
+        "run_pk": template.pk,
+        "cookies": cookies,
+        "queue": PreflightRun.objects.filter(verdict="needs_approval", approvals__isnull=True).count(),
+    }
+
+
+def daphne_start(port: int) -> subprocess.Popen:
+    log = open(os.environ.get("AEGIS_BENCH_LOG", "/tmp/aegis-web-bench-daphne.log"), "w")  # noqa: SIM115
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "aegis_site.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("daphne did not start; see the log")
+
+
+async def http_load(
+    base: str, seeded: dict, clients: int, total: int, think: float
+) -> dict[str, list[float]]:
+    import httpx
+
+    targets = [
+        ("approver queue", "/promote/queue/", seeded["cookies"]["bench-approver"]),
+        ("run page", f"/preflight/runs/{seeded['run_id']}/", seeded["cookies"]["bench-operator"]),
+    ]
+    times: dict[str, list[float]] = {name: [] for name, _, _ in targets}
+    failures: list[str] = []
+    counter = iter(range(total))
+
+    async def client_loop(n: int) -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            for i in counter:
+                name, path, cookie = targets[(i + n) % 2]
+                started = time.perf_counter()
+                answer = await client.get(path, cookies={"sessionid": cookie})
+                elapsed = time.perf_counter() - started
+                if answer.status_code != 200:
+                    failures.append(f"{path}: {answer.status_code}")
+                times[name].append(elapsed * 1000)
+                if think:
+                    # A person reads the page before the next click: uniform 0..2x the mean think time.
+                    await asyncio.sleep(random.uniform(0, 2 * think))
+
+    # warm-up: templates compiled, connections opened
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _, path, cookie in targets:
+            await client.get(path, cookies={"sessionid": cookie})
+    await asyncio.gather(*(client_loop(n) for n in range(clients)))
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed, e.g. {failures[:3]}")
+    return times
+
+
+async def ws_client(
+    host: str,
+    port: int,
+    path: str,
+    cookie: str,
+    arrivals: dict[int, float],
+    ready: asyncio.Event,
+    stop: asyncio.Event,
+) -> None:
+    """A minimal RFC 6455 client (text frames only): the benchmark needs no extra package."""
+    reader, writer = await asyncio.open_connection(host, port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://{host}:{port}\r\n"
+            f"Cookie: sessionid={cookie}\r\n\r\n"
+        ).encode()
+    )
+    status = await reader.readuntil(b"\r\n\r\n")
+    if b" 101 " not in status.split(b"\r\n", 1)[0]:
+        raise SystemExit(f"websocket refused: {status[:80]!r}")
+    ready.set()
+    while not stop.is_set():
+        try:
+            head = await asyncio.wait_for(reader.readexactly(2), timeout=0.5)
+        except TimeoutError:
+            continue
+        length = head[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(await reader.readexactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await reader.readexactly(8), "big")
+        payload = await reader.readexactly(length)
+        if head[0] & 0x0F == 1:
+            message = json.loads(payload)
+            arrivals.setdefault(message["event"]["seq"], time.perf_counter())
+    writer.close()
+
+
+async def ws_delay(host: str, port: int, seeded: dict, sockets: int, events: int) -> list[float]:
+    from asgiref.sync import sync_to_async
+
+    from preflight import services
+    from preflight.models import PreflightRun
+
+    run = await sync_to_async(PreflightRun.objects.get)(pk=seeded["run_pk"])
+    start_seq = run.last_seq
+    arrivals: list[dict[int, float]] = [{} for _ in range(sockets)]
+    stop = asyncio.Event()
+    readies = [asyncio.Event() for _ in range(sockets)]
+    path = f"/ws/runs/{run.run_id}/?after={start_seq}"
+    tasks = [
+        asyncio.create_task(
+            ws_client(host, port, path, seeded["cookies"]["bench-operator"], arrivals[i], readies[i], stop)
+        )
+        for i in range(sockets)
+    ]
+    await asyncio.gather(*(r.wait() for r in readies))
+    await asyncio.sleep(0.5)
+    sent: dict[int, float] = {}
+    append = sync_to_async(services.event_append, thread_sensitive=True)
+    for i in range(events):
+        before_commit = time.perf_counter()
+        event = await append(run=run, step="bench", status="info", message=f"bench event {i}")
+        sent[event.seq] = before_commit
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.gather(*tasks)
+    delays = []
+    missing = 0
+    for got in arrivals:
+        for seq, t0 in sent.items():
+            if seq in got:
+                delays.append((got[seq] - t0) * 1000)
+            else:
+                missing += 1
+    if missing:
+        print(f"  {missing} event deliveries missing")
+    return delays
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--requests", type=int, default=2000)
+    p.add_argument("--queue", type=int, default=50, help="runs waiting in the approver queue")
+    p.add_argument(
+        "--think",
+        type=float,
+        default=1.0,
+        help="mean seconds a client waits between requests (0: closed loop, back-to-back)",
+    )
+    p.add_argument("--sockets", type=int, default=10)
+    p.add_argument("--events", type=int, default=200)
+    args = p.parse_args()
+    db_url = os.environ.get("DATABASE_URL", "")
+    if not db_url.startswith("postgres") or not os.environ.get("REDIS_URL"):
+        raise SystemExit(
+            "set DATABASE_URL (PostgreSQL, a database of its own) and REDIS_URL; see the docstring"
+        )
+    database_ensure(db_url)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aegis_site.settings")
+    os.environ.setdefault("AEGIS_HOME", "/tmp/aegis-web-bench")
+    os.environ.setdefault("AEGIS_RUNS_DIR", "/tmp/aegis-web-bench/runs")
+    import django
+
+    django.setup()
+    seeded = seed(args.queue)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = daphne_start(port)
+    try:
+        started = time.perf_counter()
+        times = asyncio.run(
+            http_load(f"http://127.0.0.1:{port}", seeded, args.clients, args.requests, args.think)
+        )
+        wall = time.perf_counter() - started
+        print(
+            f"HTTP: {args.requests} requests, {args.clients} concurrent clients (think time {args.think} s mean), "
+            f"one daphne process, {os.cpu_count()} cores, {seeded['queue']} runs in the queue; "
+            f"{args.requests / wall:.0f} req/s"
+        )
+        print("| page | requests | p50 ms | p95 ms | p99 ms | max ms |")
+        print("|---|---|---|---|---|---|")
+        for name, values in times.items():
+            print(
+                f"| {name} | {len(values)} | {statistics.median(values):.0f} | {pct(values, 95):.0f} | "
+                f"{pct(values, 99):.0f} | {max(values):.0f} |"
+            )
+        delays = asyncio.run(ws_delay("127.0.0.1", port, seeded, args.sockets, args.events))
+        print(
+            f"Websocket: {args.events} events x {args.sockets} clients, channels-redis; delay from just "
+            "before commit to arrival"
+        )
+        print(
+            f"| deliveries | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|\n"
+            f"| {len(delays)} | {statistics.median(delays):.1f} | {pct(delays, 95):.1f} | {pct(delays, 99):.1f} | "
+            f"{max(delays):.1f} |"
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
