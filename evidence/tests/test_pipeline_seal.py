@@ -44,14 +44,13 @@ def _twin_available() -> str | None:
 @pytest.mark.slow
 @pytest.mark.skipif(_twin_available() is not None, reason=str(_twin_available()))
 def test_a_real_twin_result_seals_and_verifies(evidence_home, tmp_path):
-    run_id = f"evtest-netns-{os.getpid()}"  # unique, so parallel runs never share a twin
-    try:
-        result = preflight("netns", run_id)
-    finally:
-        # The pipeline tears its twin down; make sure, and never touch anyone else's.
-        leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        assert run_id not in leftover
+    result = preflight("netns", f"evtest-netns-{os.getpid()}")
     assert result["twin"]["tier"] == "real" and result["twin"]["frr_version"], result["reasons"]
+    # The pipeline tore its twin down: no namespace with this twin's prefix is left.
+    prefix = result["twin"]["facts"]["namespace_prefix"]
+    assert prefix.startswith("aegis-")
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert not [line for line in namespaces.splitlines() if line.startswith(prefix)]
     outcome = run_seal(result, lab_dir=LAB, change_text=None, out_dir=tmp_path / "real",
                        frameworks=["nerc-cip-010-4"], operator="olivia")  # fmt: skip
     checks = bundle_verify(outcome.bundle_path.read_bytes())
