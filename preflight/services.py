@@ -237,6 +237,7 @@ def run_start(*, operator: Any, submission: Submission) -> PreflightRun:
     if errors:
         raise ChangeInvalid(errors)
     if intent:
+        intent = _intent_validate(intent)
         source = "llm"
         change_dict: dict[str, Any] = {
             "title": sub.title,
@@ -280,6 +281,29 @@ def run_start(*, operator: Any, submission: Submission) -> PreflightRun:
         )
         transaction.on_commit(lambda: run_dispatch(run.pk))
     return run
+
+
+def _intent_validate(intent: str) -> str:
+    """The intent as the LLM will get it, or ChangeInvalid on `intent` saying what to fix."""
+    from preflight.llm.config import LLMConfigError, llm_config_from_settings
+    from preflight.llm.intent import IntentRejected, intent_check
+
+    try:
+        intent = intent_check(intent)
+        config = llm_config_from_settings()
+    except IntentRejected as exc:
+        raise ChangeInvalid({"intent": [str(exc)]}) from None
+    except LLMConfigError as exc:
+        raise ChangeInvalid({"intent": [f"The site's LLM settings are not usable: {exc}"]}) from None
+    if not (config.url or config.gguf):
+        raise ChangeInvalid(
+            {
+                "intent": [
+                    "No LLM is configured on this site (AEGIS_LLM_URL or AEGIS_LLM_GGUF); paste the config per device instead."
+                ]
+            }
+        )
+    return intent
 
 
 def framework_ids() -> list[str]:
@@ -461,68 +485,63 @@ def _pipeline(run: PreflightRun) -> dict[str, Any]:
 
     change = run.change
     topology = lab_topology(change.lab)
+    options = {
+        "backend": run.backend,
+        "run_id": run.run_id,
+        "progress": _progress_for(run),
+        "converge_timeout": float(settings.AEGIS_TWIN_CONVERGE_TIMEOUT_S),
+    }
     if change.intent:
-        change_dict = _propose(run, topology)
-    else:
-        change_dict = change_from_parts(
-            title=change.title,
-            description=change.description,
-            devices=change.devices,
-            expect=change.expect or None,
-            source=change.source,
+        # The LLM proposes; the same pipeline verifies. A botched proposal is a blocked result
+        # with the reason and the model's provenance, sealed like any other run.
+        from preflight.llm.config import llm_config_from_settings
+        from preflight.llm.run import preflight_intent
+
+        result = preflight_intent(
+            lab_dir(change.lab),
+            change.intent,
+            config=llm_config_from_settings(),
             topology=topology,
+            **options,
         )
-    return run_preflight(
-        lab_dir(change.lab),
-        change_dict,
-        backend=run.backend,
-        run_id=run.run_id,
-        progress=_progress_for(run),
-        converge_timeout=float(settings.AEGIS_TWIN_CONVERGE_TIMEOUT_S),
+        proposed = (result.get("change") or {}).get("devices") or {}
+        ChangeRequest.objects.filter(pk=change.pk).update(devices=proposed)
+        return result
+    change_dict = change_from_parts(
+        title=change.title,
+        description=change.description,
+        devices=change.devices,
+        expect=change.expect or None,
+        source=change.source,
+        topology=topology,
     )
-
-
-class ProposalFailed(Exception):
-    """The LLM gave no usable change; the message says why."""
+    return run_preflight(lab_dir(change.lab), change_dict, **options)
 
 
 class RunAborted(Exception):
     """The run could not go on for a reason outside the change (e.g. the server restarted)."""
 
 
-def _propose(run: PreflightRun, topology) -> dict[str, Any]:
-    from preflight.llm.propose import propose_change
-
-    event_append(run=run, step="propose", status="started", message="Asking the LLM for a change.")
-    proposal = propose_change(run.change.intent, topology)
-    if proposal.error or not proposal.change:
-        event_append(
-            run=run,
-            step="propose",
-            status="failed",
-            message=proposal.error or "no change proposed",
-            data={"provenance": proposal.provenance},
-        )
-        raise ProposalFailed(f"The LLM did not propose a usable change: {proposal.error or 'empty answer'}")
-    change = dict(proposal.change)
-    change.setdefault("title", run.change.title)
-    ChangeRequest.objects.filter(pk=run.change.pk).update(devices=change.get("devices", {}))
-    event_append(
-        run=run,
-        step="propose",
-        status="ok",
-        message=f"Proposed config for {', '.join(sorted(change.get('devices', {})))}.",
-        data={"provenance": proposal.provenance},
-    )
-    return change
-
-
-def _run_fail(run: PreflightRun, exc: BaseException) -> str:
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is already a sentence for the operator (bad input, not a bug)."""
     from preflight.core.change import ChangeError
     from preflight.core.guards import GuardRejection
     from preflight.twin.base import TopologyError
 
-    if isinstance(exc, ChangeError | GuardRejection | TopologyError | ProposalFailed | RunAborted):
+    known: list[type[BaseException]] = [ChangeError, GuardRejection, TopologyError, RunAborted]
+    try:
+        from preflight.egress import EgressRefused
+        from preflight.llm.config import LLMConfigError
+        from preflight.llm.intent import IntentRejected
+
+        known += [EgressRefused, LLMConfigError, IntentRejected]
+    except ImportError:
+        pass
+    return tuple(known)
+
+
+def _run_fail(run: PreflightRun, exc: BaseException) -> str:
+    if isinstance(exc, _input_errors()):
         message = str(exc)
     else:
         # An unexpected error: the operator gets a plain sentence, the log gets the traceback.

@@ -179,3 +179,25 @@ def test_the_in_process_worker_runs_a_submission_in_the_background(operator, lab
     worker.shutdown(wait=True)
     assert (run.status, run.verdict) == ("finished", "ship_ready")
     assert connection.vendor in ("postgresql", "sqlite")
+
+
+@pytest.mark.parametrize(
+    "intent, llm_url, words",
+    [
+        ("advertise 10.42.0.0/24 from r3", "", "No LLM is configured"),
+        ("advertise 10.42.0.0/24\u202e from r3", "http://127.0.0.1:9/v1", "invisible or control character"),
+        ("ok", "http://127.0.0.1:9/v1", "too short"),
+    ],
+)
+def test_an_intent_is_checked_before_anything_is_written(operator, lab, settings, intent, llm_url, words):
+    # given an intent instead of config, when the site has no LLM or the intent is unsafe,
+    # then the intent field says why and nothing is written (the LLM is never asked)
+    settings.AEGIS_LLM_URL = llm_url
+    settings.AEGIS_LLM_GGUF = ""
+    with pytest.raises(services.ChangeInvalid) as caught:
+        services.run_start(
+            operator=operator,
+            submission=services.Submission(lab=lab, title="By intent", intent=intent, backend="simulator"),
+        )
+    assert words in " ".join(caught.value.errors["intent"])
+    assert PreflightRun.objects.count() == 0
