@@ -678,7 +678,7 @@ class _Report:
             self.table(
                 ["framework", "control", "title", "state", "evidence / why"],
                 rows,
-                [0.13, 0.09, 0.22, 0.12, 0.44],
+                [0.155, 0.085, 0.21, 0.12, 0.43],
             )
         ]
 
