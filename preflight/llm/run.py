@@ -99,6 +99,7 @@ def proposal_blocked_result(
         "apply": {"rejected": []},
         "diff": None,
         "invariants": [],
+        "baseline_invariants": [],
         "rollback": {"lines": {}, "verified": False, "mismatch": [], "skipped": True},
         "steps": [
             {"name": "propose", "status": "failed", "seconds": round(seconds, 3), "why": reason["message"]}

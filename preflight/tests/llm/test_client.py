@@ -219,3 +219,35 @@ def test_weights_digest_and_timeout_from_settings(settings):
     settings.AEGIS_LLM_TIMEOUT_S = "soon"
     with pytest.raises(LLMConfigError, match="AEGIS_LLM_TIMEOUT_S"):
         llm_config_from_settings()
+
+
+def test_a_botched_proposal_is_a_blocked_result_document_with_the_same_keys(triangle):
+    # given a model that answers garbage twice
+    from preflight.core.pipeline import run_preflight
+    from preflight.llm.run import preflight_intent
+
+    with scripted_server([(200, completion("no")), (200, completion("still no"))]) as (url, _):
+        result = preflight_intent(
+            REPO / "labs" / "triangle", "advertise 198.51.100.0/24 from r3", config=LLMConfig(url=url),
+            topology=triangle, backend="simulator",
+        )  # fmt: skip
+    # then the run is blocked with the reason, nothing spawned, and the document reads like any other
+    assert result["verdict"] == "blocked"
+    assert result["reasons"] == [
+        {"code": "LLM_NOT_JSON", "message": "LLM proposal unusable: " + result["llm"]["error"]}
+    ]
+    assert result["twin"]["spawned"] is False and result["change"]["source"] == "llm"
+    assert [c["address"] for c in result["egress"]["contacted"]] == ["127.0.0.1"]
+    # every key docs/result-format.md promises (the pipeline may add more; readers must not break)
+    documented = {"format", "run_id", "verdict", "reasons", "risk", "change", "lab", "static_findings", "twin",
+                  "apply", "diff", "invariants", "rollback", "timings", "snapshots", "llm", "egress", "versions",
+                  "started_at", "finished_at"}  # fmt: skip
+    assert documented <= set(result)
+    normal = run_preflight(
+        REPO / "labs" / "triangle",
+        {"title": "t", "devices": {"r3": "ip route 198.51.100.0/24 Null0"}, "source": "api"},
+        backend="simulator",
+        topology=triangle,
+    )
+    assert documented <= set(normal) and result["format"] == normal["format"]
+    json.dumps(result)  # plain JSON, ready to seal
