@@ -101,7 +101,7 @@ def main() -> None:
                     r = rows[-1]
                     print(f"{name:9} {r['routers']:>2} routers  {r['attempts']} attempt(s)  prompt {r['prompt_tokens']:>5} tok"
                           f"  completion {r['completion_tokens']:>4} tok  {r['seconds']:6.1f} s  "
-                          f"(prompt {r['prompt_tps']:.0f} tok/s, gen {r['gen_tps']:.0f} tok/s)  {r['outcome']}  | {intent}",
+                          f"(prompt {r['prompt_tps']:.1f} tok/s, gen {r['gen_tps']:.1f} tok/s)  {r['outcome']}  | {intent}",
                           flush=True)  # fmt: skip
     finally:
         embedded_stop_all()
@@ -116,7 +116,7 @@ def main() -> None:
         print("|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
         for r in rows:
             print(f"| {r['lab']} | {r['routers']} | {r['intent']} | {r['attempts']} | {r['prompt_tokens']} | "
-                  f"{r['completion_tokens']} | {r['seconds']:.1f} | {r['prompt_tps']:.0f} | {r['gen_tps']:.0f} | "
+                  f"{r['completion_tokens']} | {r['seconds']:.1f} | {r['prompt_tps']:.1f} | {r['gen_tps']:.1f} | "
                   f"{r['outcome']} |")  # fmt: skip
 
 
