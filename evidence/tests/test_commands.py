@@ -149,3 +149,20 @@ def test_verifying_needs_only_the_public_keyring(sealed, settings, tmp_path):
     (tmp_path / "unreadable" / "site.pem").chmod(0o600)
     code, out = run("verify_bundle", str(sealed.bundle_path))
     assert code == 0, out
+
+
+def test_a_kept_ledger_head_is_proven_extended_later(sealed, tmp_path, result_blocked):
+    code, out = run("ledger_head", "--out", str(tmp_path / "head.note"))
+    assert code == 0 and "size 1" in out
+    run_seal(
+        result_blocked, lab_dir=LAB, change_text=None, out_dir=tmp_path / "later", frameworks=[], operator="o"
+    )
+    code, out = run("ledger_check", "--checkpoint", str(tmp_path / "head.note"))
+    assert code == 0 and "extends the given checkpoint (size 1)" in out
+    printed = run("ledger_head")[1]
+    assert printed.startswith("aegis.test/ledger\n2\n")
+
+
+def test_ledger_head_of_an_empty_ledger_says_so(evidence_home):
+    with pytest.raises(CommandError, match="the ledger is empty"):
+        call_command("ledger_head")
