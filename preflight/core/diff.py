@@ -10,6 +10,7 @@ changes raise its risk (docs/risk-rubric.md).
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Any
 
 from preflight.core.change import ALL_NODES
@@ -60,6 +61,7 @@ def _node_diff(b: dict[str, Any], a: dict[str, Any]) -> dict[str, list[Any]]:
             "adjacencies_lost": adj_lost, "adjacencies_gained": adj_gained}
 
 
+@lru_cache(maxsize=65536)
 def _prefix_key(prefix: str) -> tuple[int, int, int]:
     try:
         net = ipaddress.ip_network(prefix, strict=False)

@@ -18,6 +18,7 @@ import platform
 import secrets
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,31 @@ def digest_json(obj: Any) -> str:
     return sha256_text(json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
 
 
+def _file_digest(path: Path) -> str | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _file_digest_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=1024)
+def _file_digest_cached(path: str, mtime_ns: int, size: int) -> str:
+    # Keyed on mtime and size, so an edited file is hashed again.
+    return sha256_text(Path(path).read_bytes())
+
+
+@lru_cache(maxsize=4096)
+def _text_digest(text: str) -> str:
+    return sha256_text(text)
+
+
 def lab_facts(topology: Topology, lab_dir: str | Path) -> dict[str, Any]:
     """Name, path and digests of the lab: topology file, every node config, invariants."""
     source = Path(topology.source)
-    topo_digest = sha256_text(source.read_bytes()) if source.is_file() else digest_json(topology.name)
-    node_configs = {n: sha256_text(topology.nodes[n].frr_conf or "") for n in sorted(topology.nodes)}
-    inv_path = Path(lab_dir) / INVARIANTS_FILE
-    inv_digest = sha256_text(inv_path.read_bytes()) if inv_path.is_file() else None
+    topo_digest = _file_digest(source) or digest_json(topology.name)
+    node_configs = {n: _text_digest(topology.nodes[n].frr_conf or "") for n in sorted(topology.nodes)}
+    inv_digest = _file_digest(Path(lab_dir) / INVARIANTS_FILE)
     return {
         "name": topology.name,
         "path": str(lab_dir),

@@ -173,8 +173,15 @@ class SimulatedTwin:
 
     def reach(self, src: str, address: str, count: int = 1) -> bool:
         self._maybe_raise("reach")
-        snap = json.loads(self._simulated_json(False))
-        return _route_reaches(snap["nodes"].get(src, {}).get("routes", {}), address)
+        key = (self.topology.source, tuple(sorted(self.configs.items())), frozenset(self.crashed))
+        routes = _ROUTES_CACHE.get(key)
+        if routes is None:
+            snap = json.loads(self._simulated_json(False))
+            routes = {n: v.get("routes", {}) for n, v in snap["nodes"].items()}
+            if len(_ROUTES_CACHE) > 4096:
+                _ROUTES_CACHE.clear()
+            _ROUTES_CACHE[key] = routes  # read-only: reach() only looks
+        return _route_reaches(routes.get(src, {}), address)
 
     def running_config(self, node: str) -> str:
         self._maybe_raise("running_config")
@@ -209,12 +216,18 @@ def _config_lines(text: str) -> list[str]:
 
 
 _SNAPSHOT_CACHE: dict[Any, str] = {}
+_ROUTES_CACHE: dict[Any, dict[str, Any]] = {}
 
 
 @lru_cache(maxsize=4096)
 def _model(text: str) -> FrrConfig:
     # Models are read-only after parsing; the cache keeps the stress test fast.
     return config_model(text)
+
+
+@lru_cache(maxsize=65536)
+def _net(prefix: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(prefix, strict=False)
 
 
 def _route_reaches(routes: dict[str, Any], address: str) -> bool:
@@ -224,7 +237,7 @@ def _route_reaches(routes: dict[str, Any], address: str) -> bool:
         return False
     best = None
     for prefix, route in routes.items():
-        net = ipaddress.ip_network(prefix, strict=False)
+        net = _net(prefix)
         if ip.version == net.version and ip in net and (best is None or net.prefixlen > best[0]):
             best = (net.prefixlen, route)
     return best is not None and "Null0" not in (best[1].get("nexthops") or [])
@@ -256,12 +269,17 @@ def _prefix_allowed(cfg: FrrConfig, route_map: str | None, prefix: str) -> bool:
 
 
 def _inbound_route_map(text: str, peer: str) -> str | None:
+    return _inbound_route_maps(text).get(peer)
+
+
+@lru_cache(maxsize=4096)
+def _inbound_route_maps(text: str) -> dict[str, str]:
+    out = {}
     for line in text.split("\n"):
         words = line.split()
-        if len(words) == 5 and words[0] == "neighbor" and words[1] == peer and words[2] == "route-map" \
-                and words[4] == "in":
-            return words[3]
-    return None
+        if len(words) == 5 and words[0] == "neighbor" and words[2] == "route-map" and words[4] == "in":
+            out[words[1]] = words[3]
+    return out
 
 
 def _simulate(topology: Topology, configs: dict[str, str], crashed: frozenset[str],
