@@ -9,7 +9,8 @@ proposal per intent below through `propose_change` (intent guard, prompt, JSON-s
 checks, one retry) and prints, per proposal: attempts, prompt and completion tokens, seconds
 (wall, including a retry), the server's own prompt and generation speed, and the outcome
 (usable, or the error code the pipeline would block on). The load average is printed too: on
-a shared machine it explains more of the spread than the model does. Figures are printed,
+a shared machine it explains more of the spread than the model does. So is the peak RSS of the
+process (Python, the embedded server and the model weights). Figures are printed,
 never asserted. No root needed (the twin is not run).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import resource
 import statistics
 import sys
 import time
@@ -106,7 +108,9 @@ def main() -> None:
     finally:
         embedded_stop_all()
     seconds = [r["seconds"] for r in rows]
-    print(f"\n{len(rows)} proposals: median {statistics.median(seconds):.1f} s, max {max(seconds):.1f} s; "
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of this process (Python + embedded server + model): {rss_mb:.0f} MB")
+    print(f"{len(rows)} proposals: median {statistics.median(seconds):.1f} s, max {max(seconds):.1f} s; "
           f"usable {sum(r['outcome'] == 'usable' for r in rows)}/{len(rows)}; "
           f"load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}")  # fmt: skip
     if args.markdown:
