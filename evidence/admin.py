@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from evidence.models import Bundle, Checkpoint, LedgerEntry
+from evidence.models import Bundle, Checkpoint, Cosignature, LedgerEntry
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -37,3 +37,8 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 @admin.register(Checkpoint)
 class CheckpointAdmin(ReadOnlyAdmin):
     list_display = ("tree_size", "root_hash", "keyid", "created")
+
+
+@admin.register(Cosignature)
+class CosignatureAdmin(ReadOnlyAdmin):
+    list_display = ("tree_size", "witness_name", "witness_keyid", "witnessed_at", "created")

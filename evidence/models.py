@@ -68,3 +68,29 @@ class Bundle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} {self.verdict} {self.digest[:19]}…"
+
+
+class Cosignature(models.Model):
+    """A witness's cosignature of a checkpoint (C2SP tlog-cosignature), append-only like the ledger.
+
+    The witness (e.g. the audit function, with its own key and its own record of the last
+    checkpoint it saw) cosigns only after checking the log grew append-only since then.
+    """
+
+    tree_size = models.PositiveBigIntegerField()
+    witness_name = models.CharField(max_length=200)
+    witness_keyid = models.CharField(max_length=64)
+    line = models.TextField()  # the signature line, verbatim
+    witnessed_at = models.PositiveBigIntegerField()  # unix time the witness signed
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tree_size", "witness_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tree_size", "witness_name"], name="cosignature_one_per_witness_and_size"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.witness_name} cosigned size {self.tree_size}"

@@ -35,7 +35,7 @@ from evidence.core.bundle import (
 )
 from evidence.core.checkpoint import CheckpointError, checkpoint_sign, checkpoint_verify, tlog_proof_format
 from evidence.core.keys import KeyFileError, SigningKey, keyring_add, keyring_load, signing_key_load_or_create
-from evidence.models import Bundle, Checkpoint, LedgerEntry
+from evidence.models import Bundle, Checkpoint, Cosignature, LedgerEntry
 
 log = logging.getLogger("aegis.evidence")
 
@@ -219,6 +219,7 @@ def ledger_check(*, consistency_pairs: int = 50) -> LedgerReport:
                 f"bundle {row.run_id}: ledger leaf {row.ledger_index} does not hold its digest"
             )
     report.lines.append(f"bundles: {report.bundles} matched to their leaves")
+    cosignatures_check(report)
     return report
 
 
@@ -581,3 +582,105 @@ def ledger_extends(note: str) -> dict[str, Any]:
         )
     return {"old_size": old.size, "new_size": len(leaves), "proof": [h.hex() for h in proof],
             "new_checkpoint": latest.note}  # fmt: skip
+
+
+# ---- witness cosignatures -------------------------------------------------------------
+
+
+def witness_keyring_dir() -> Path:
+    return Path(settings.AEGIS_HOME) / "keys" / "witnesses"
+
+
+def ledger_witness(key: SigningKey, name: str, state_path: Path) -> Cosignature:
+    """Cosign the latest checkpoint as witness `name`, after proving the log only grew since
+    the checkpoint recorded in the witness's own `state_path` (kept outside AEGIS's control).
+
+    Refuses (LedgerError) on a bad site signature, a log that shrank, a different tree at the
+    same size (split view) or a failed consistency proof; nothing is signed then.
+    """
+    import json
+    import time
+
+    from evidence.core.checkpoint import cosignature_sign
+    from evidence.core.keys import keyid_of
+
+    latest = Checkpoint.objects.order_by("-tree_size").first()
+    if latest is None:
+        raise LedgerError("the ledger is empty: nothing to witness")
+    try:
+        head = checkpoint_verify(
+            latest.note, list(trusted_keys().values()), origin=settings.AEGIS_LEDGER_ORIGIN
+        )
+    except CheckpointError as exc:
+        raise LedgerError(f"the latest checkpoint does not verify: {exc}") from exc
+    state: dict[str, Any] = {}
+    if state_path.exists():
+        try:
+            state = json.loads(state_path.read_text())
+            old_size, old_root = int(state["size"]), bytes.fromhex(state["root"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise LedgerError(f"{state_path}: not a witness state file ({exc})") from exc
+        if state.get("origin") != settings.AEGIS_LEDGER_ORIGIN:
+            raise LedgerError(f"{state_path} is the state of log {state.get('origin')!r}, not this one")
+        if old_size > head.size:
+            raise LedgerError(f"the log shrank: witnessed size {old_size}, now {head.size}")
+        proof = ledger_consistency(old_size, head.size) if old_size < head.size else None
+        consistent = (
+            old_root == head.root_hash
+            if proof is None
+            else merkle.verify_consistency(
+                old_size, head.size, old_root, head.root_hash, [bytes.fromhex(h) for h in proof["proof"]]
+            )
+        )
+        if not consistent:
+            raise LedgerError(
+                f"NOT CONSISTENT with the checkpoint of size {old_size} this witness saw: the log was rewritten "
+                f"or shows different histories; nothing was cosigned"
+            )
+    existing = Cosignature.objects.filter(tree_size=head.size, witness_name=name).first()
+    if existing is not None:
+        return existing
+    now = int(time.time())
+    line = cosignature_sign(latest.note, key, name, now)
+    keyring_add(witness_keyring_dir(), key.public_key)
+    row = Cosignature.objects.create(
+        tree_size=head.size,
+        witness_name=name,
+        witness_keyid=keyid_of(key.public_key),
+        line=line,
+        witnessed_at=now,
+    )
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(
+        state_path,
+        json.dumps(
+            {"origin": settings.AEGIS_LEDGER_ORIGIN, "size": head.size, "root": head.root_hash.hex()}
+        ).encode(),
+        mode=0o600,
+    )
+    return row
+
+
+def cosignatures_check(report: LedgerReport) -> None:
+    """Every stored cosignature verifies with a registered witness key over its checkpoint."""
+    from evidence.core.checkpoint import cosignature_verify
+
+    witnesses = keyring_load(witness_keyring_dir())
+    notes = dict(Checkpoint.objects.values_list("tree_size", "note"))
+    rows = list(Cosignature.objects.order_by("tree_size"))
+    for row in rows:
+        label = f"cosignature by {row.witness_name} of size {row.tree_size}"
+        key = witnesses.get(row.witness_keyid)
+        if key is None:
+            report.problems.append(
+                f"{label}: witness key {row.witness_keyid} is not in {witness_keyring_dir()}"
+            )
+            continue
+        if row.tree_size not in notes:
+            report.problems.append(f"{label}: no such checkpoint")
+            continue
+        try:
+            cosignature_verify(notes[row.tree_size], row.line, row.witness_name, key)
+        except CheckpointError as exc:
+            report.problems.append(f"{label}: {exc}")
+    report.lines.append(f"cosignatures: {len(rows)} witness cosignatures checked")

@@ -161,3 +161,44 @@ def tlog_proof_parse(text: str) -> tuple[int, list[bytes], str]:
             raise CheckpointError("proof hash is not 32 bytes")
         hashes.append(h)
     return index, hashes, note
+
+
+# ---- witness cosignatures (C2SP tlog-cosignature, type 0x04: timestamped Ed25519) ---------
+
+
+def cosignature_key_id(name: str, public_key: Ed25519PublicKey) -> bytes:
+    return hashlib.sha256(name.encode("utf-8") + b"\n\x04" + public_key.public_bytes_raw()).digest()[:4]
+
+
+def _cosigned_message(body: str, timestamp: int) -> bytes:
+    return f"cosignature/v1\ntime {timestamp}\n".encode() + body.encode("utf-8")
+
+
+def cosignature_sign(note: str, key: SigningKey, name: str, timestamp: int) -> str:
+    """A witness's signature line over the checkpoint in `note` (whose signatures it checked)."""
+    if not name or any(c.isspace() for c in name) or "+" in name:
+        raise CheckpointError(f"witness name {name!r} must be non-empty, without spaces or '+'")
+    body, _ = _split_note(note)
+    sig = key.sign(_cosigned_message(body, timestamp))
+    blob = cosignature_key_id(name, key.public_key) + timestamp.to_bytes(8, "big") + sig
+    return f"{EM_DASH} {name} {base64.b64encode(blob).decode('ascii')}\n"
+
+
+def cosignature_verify(note: str, line: str, name: str, public_key: Ed25519PublicKey) -> int:
+    """The witness's timestamp if `line` is its valid cosignature of the checkpoint in `note`."""
+    body, _ = _split_note(note)
+    parts = line.rstrip("\n").split(" ")
+    if len(parts) != 3 or parts[0] != EM_DASH or parts[1] != name:
+        raise CheckpointError(f"not a cosignature line by {name!r}")
+    try:
+        raw = base64.b64decode(parts[2], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise CheckpointError("cosignature is not base64") from exc
+    if len(raw) != 4 + 8 + 64 or raw[:4] != cosignature_key_id(name, public_key):
+        raise CheckpointError(f"cosignature is not by witness key {name!r}")
+    timestamp = int.from_bytes(raw[4:12], "big")
+    try:
+        public_key.verify(raw[12:], _cosigned_message(body, timestamp))
+    except InvalidSignature as exc:
+        raise CheckpointError(f"cosignature by {name!r} does not verify") from exc
+    return timestamp

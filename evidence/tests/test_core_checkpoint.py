@@ -89,3 +89,25 @@ def test_tlog_proof_round_trips_and_verifies(key):
 def test_malformed_proof_files_are_refused(bad):
     with pytest.raises(CheckpointError):
         tlog_proof_parse(bad)
+
+
+def test_a_witness_cosignature_round_trips_and_binds_the_checkpoint(key):
+    from evidence.core.checkpoint import cosignature_sign, cosignature_verify
+
+    witness = SigningKey.generate()
+    note = checkpoint_sign(ORIGIN, 7, ROOT, key)
+    line = cosignature_sign(note, witness, "audit.example/witness", 1764100000)
+    assert cosignature_verify(note, line, "audit.example/witness", witness.public_key) == 1764100000
+    # The log's own verifier ignores the witness line (unknown key) and still accepts the note.
+    assert checkpoint_verify(note + line, [key.public_key]).size == 7
+    other = checkpoint_sign(ORIGIN, 8, ROOT, key)
+    with pytest.raises(CheckpointError, match="does not verify"):
+        cosignature_verify(other, line, "audit.example/witness", witness.public_key)
+    with pytest.raises(CheckpointError, match="not by witness key"):
+        cosignature_verify(note, line, "audit.example/witness", SigningKey.generate().public_key)
+    forged_time = line.split(" ")
+    raw = bytearray(base64.b64decode(forged_time[2]))
+    raw[11] ^= 1  # claim another time
+    with pytest.raises(CheckpointError, match="does not verify"):
+        cosignature_verify(note, " ".join(forged_time[:2] + [base64.b64encode(bytes(raw)).decode()]) + "\n",
+                           "audit.example/witness", witness.public_key)  # fmt: skip
