@@ -187,7 +187,7 @@ def bundle_layout(bundle: dict) -> bytes:
 
 def bundle_from_pdf(data: bytes) -> bytes:
     """The AEGIS bundle attached to a PDF: scan its streams (stdlib only, no PDF library)."""
-    for match in re.finditer(rb"stream\r?\n", data):
+    for match in re.finditer(rb"(?<!end)stream\r?\n", data):
         start = match.end()
         end = data.find(b"endstream", start)
         if end < 0:
