@@ -147,6 +147,13 @@ def seed(queue_size: int) -> dict:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to report CPU per request: a figure
+    that holds when other work shares the machine, unlike wall-clock latency."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def daphne_start(port: int) -> subprocess.Popen:
     log = open(os.environ.get("AEGIS_BENCH_LOG", "/tmp/aegis-web-bench-daphne.log"), "w")  # noqa: SIM115
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
@@ -321,15 +328,19 @@ def main() -> int:
         port = s.getsockname()[1]
     proc = daphne_start(port)
     try:
+        load_before = os.getloadavg()[0]
+        cpu_before = cpu_seconds(proc.pid)
         started = time.perf_counter()
         times = asyncio.run(
             http_load(f"http://127.0.0.1:{port}", seeded, args.clients, args.requests, args.think)
         )
         wall = time.perf_counter() - started
+        cpu_ms = (cpu_seconds(proc.pid) - cpu_before) * 1000 / args.requests
         print(
             f"HTTP: {args.requests} requests, {args.clients} concurrent clients (think time {args.think} s mean), "
             f"one daphne process, {os.cpu_count()} cores, {seeded['queue']} runs in the queue; "
-            f"{args.requests / wall:.0f} req/s"
+            f"{args.requests / wall:.0f} req/s; server CPU {cpu_ms:.1f} ms per request; "
+            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
         )
         print("| page | requests | p50 ms | p95 ms | p99 ms | max ms |")
         print("|---|---|---|---|---|---|")

@@ -220,6 +220,23 @@ def routes_chart(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
+# What the queue page shows; loading less (no result document, no user timestamps) keeps it
+# fast with many runs waiting.
+QUEUE_FIELDS = (
+    "run_id",
+    "backend",
+    "status",
+    "verdict",
+    "risk_tier",
+    "risk_score",
+    "blast",
+    "created",
+    "change__title",
+    "change__lab__name",
+    "change__operator__username",
+)
+
+
 def approval_queue(user: Any) -> list[PreflightRun]:
     """Runs waiting for a decision the user may give, oldest first. Own changes are left out."""
     actor = actor_of(user)
@@ -229,7 +246,7 @@ def approval_queue(user: Any) -> list[PreflightRun]:
         runs_for_user(user)
         .filter(status=PreflightRun.STATUS_FINISHED, verdict="needs_approval")
         .exclude(change__operator=user)
-        .defer("result")
+        .only(*QUEUE_FIELDS)
         .prefetch_related("approvals__approver")
         .order_by("created")
     )

@@ -15,6 +15,9 @@ from promote import selectors as promote_selectors
 from promote import services
 
 
+QUEUE_PAGE = 25
+
+
 def _require_approver(request: HttpRequest) -> None:
     if not selectors.actor_of(request.user).has_role(policy.APPROVER):
         raise PermissionDenied("Only members of the approver group see the sign-off queue.")
@@ -24,12 +27,16 @@ def _require_approver(request: HttpRequest) -> None:
 def queue(request: HttpRequest) -> HttpResponse:
     """Runs that need a decision from this approver, oldest first, with risk and blast radius."""
     _require_approver(request)
+    waiting = selectors.approval_queue(request.user)
     return render(
         request,
         "promote/queue.html",
         {
-            "queue": selectors.approval_queue(request.user),
-            "mine": promote_selectors.approvals_by_user(request.user),
+            # Oldest first, one screen at a time: the next ones move up as these are decided.
+            "queue": waiting[:QUEUE_PAGE],
+            "more": max(0, len(waiting) - QUEUE_PAGE),
+            "total": len(waiting),
+            "mine": promote_selectors.approvals_by_user(request.user, limit=10),
             "nav": "queue",
         },
     )
