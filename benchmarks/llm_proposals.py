@@ -63,6 +63,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=512)
+    parser.add_argument("--intents", type=int, default=2, help="how many of the intents per lab (1 or 2)")
     parser.add_argument(
         "--markdown", action="store_true", help="print a markdown table for docs/performance.md"
     )
@@ -82,7 +83,7 @@ def main() -> None:
     try:
         for name in names:
             topology = load_lab(REPO / "labs" / name)
-            for intent in intents_for(topology):
+            for intent in intents_for(topology)[: args.intents]:
                 for _ in range(args.repeat):
                     config = LLMConfig(url=url, model=gguf.stem, max_tokens=args.max_tokens, timeout_s=600,
                                        weights_sha256=facts["weights_sha256"])  # fmt: skip
