@@ -338,6 +338,10 @@ def verify_bytes(
             name = f"lab/{lab['name']}/{node}/frr.conf"
             if "sha256:" + by_name.get(name, "") != dig:
                 raise Failed(f"subject {name!r} does not match the lab's node config digest")
+        for node, rel in lab.get("node_config_files", {}).items():
+            entry = lab.get("files", {}).get(rel) or {}
+            if "sha256:" + str(entry.get("sha256")) != lab["node_configs"].get(node):
+                raise Failed(f"node {node}: config file {rel} does not match the config subject")
         for rel, entry in lab.get("files", {}).items():
             if (
                 "text" in entry

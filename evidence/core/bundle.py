@@ -118,6 +118,15 @@ def lab_files_collect(lab_dir: str | Path) -> dict[str, dict[str, Any]]:
     return files
 
 
+def node_config_files(node_configs: dict[str, str], lab_files: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """{node: lab file path} for every node whose config digest matches a recorded file."""
+    by_digest: dict[str, str] = {}
+    for rel, entry in sorted(lab_files.items()):
+        if "sha256" in entry:
+            by_digest.setdefault("sha256:" + entry["sha256"], rel)
+    return {node: by_digest[dig] for node, dig in sorted(node_configs.items()) if dig in by_digest}
+
+
 def twin_vs_production(result: dict[str, Any]) -> dict[str, Any]:
     """The statement CIP-010-4 R1.5.2 asks for: how the test environment differs from production."""
     twin = result.get("twin") or {}
@@ -195,6 +204,9 @@ def statement_build(
                 "topology_digest": lab.get("topology_digest"),
                 "node_configs": lab.get("node_configs", {}),
                 "files": lab_files or {},
+                # Which recorded file holds each node's config (matched by digest), so an
+                # examiner can read the exact text behind every config subject.
+                "node_config_files": node_config_files(lab.get("node_configs", {}), lab_files or {}),
             },
         },
         "twin_vs_production": twin_vs_production(result),

@@ -67,3 +67,24 @@ def test_a_simulated_twin_is_always_named_in_the_cip_statement():
 def test_result_check_names_the_field(bad, field):
     with pytest.raises(BundleError, match=field):
         result_check(bad)
+
+
+def test_each_config_subject_points_at_the_recorded_file_that_holds_it():
+    from evidence.core.bundle import bundle_dumps, statement_seal
+    from evidence.core.keys import SigningKey
+    from evidence.tests.conftest import core_bundle
+    from evidence.verify_standalone import verify_bytes
+
+    result = result_fixture("needs_approval")
+    statement = build(result, lab_files=lab_files_collect(LAB))
+    mapping = statement["predicate"]["inputs"]["lab"]["node_config_files"]
+    assert mapping == {"r1": "r1/frr.conf", "r2": "r2/frr.conf", "r3": "r3/frr.conf"}
+    # A signer who points a subject at another file is caught by the verifier.
+    key = SigningKey.generate()
+    bundle, _, statement = core_bundle(result, key)
+    statement["predicate"]["inputs"]["lab"]["node_config_files"]["r1"] = "r2/frr.conf"
+    envelope, digest = statement_seal(statement, key)
+    bundle.update(dsseEnvelope=envelope, digest=digest)
+    checks = verify_bytes(bundle_dumps(bundle), {key.keyid: key.public_key})
+    assert [c.name for c in checks if not c.ok] == ["subjects"]
+    assert "r1: config file r2/frr.conf does not match" in checks[-1].detail
