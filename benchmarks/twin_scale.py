@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from preflight.twin.fabricgen import fabric_write  # noqa: E402
-from preflight.twin.netns import NetnsBackend, mac_for  # noqa: E402
+from preflight.twin.netns import NetnsBackend, _raise_neighbour_limits, mac_for  # noqa: E402
 from preflight.twin.reap import twin_runs  # noqa: E402
 from preflight.twin.topology import load_lab  # noqa: E402
 
@@ -67,6 +67,9 @@ def raw_baseline(lab: Path, timeout: float) -> dict[str, float]:
     ns = {n: f"aegis-{tag}-{n}" for n in topo.routers()}  # aegis- prefix: still ours, still unique
     work = Path(tempfile.mkdtemp(prefix=f"aegis-{tag}-"))
     expected = expected_bgp_routes(topo)
+    # A host setting, not AEGIS logic: without room in the (host-wide) ARP table a 200-node
+    # fabric cannot converge at all, raw or not.
+    _raise_neighbour_limits(len(topo.links))
     pids: list[int] = []
     t0 = time.monotonic()
     try:

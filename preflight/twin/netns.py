@@ -187,6 +187,7 @@ class NetnsTwin:
         self._apply_seq = 0
         self._reach_seed: int | None = None
         self.state: dict[str, Any] = {}
+        self.host_tuning: list[str] = []
 
     # ------------------------------------------------------------------ names
 
@@ -222,6 +223,7 @@ class NetnsTwin:
             if not os.path.isdir(mountpoint):
                 os.makedirs(mountpoint, mode=0o755, exist_ok=True)
                 shutil.chown(mountpoint, "frr", "frr")
+        self.host_tuning = _raise_neighbour_limits(len(topo.links))
         self.dir.mkdir(parents=True, exist_ok=False, mode=0o755)
         self.state = {
             "run_id": self.run_id, "label": self.label, "lab": topo.name, "source": topo.source,
@@ -319,6 +321,7 @@ class NetnsTwin:
             "links": len(topo.links), "twin_id": self.run_id, "namespace_prefix": self.prefix,
             "spawn_s": round(spawn_s, 3), "network_s": round(t_net, 3), "frr_start_s": round(t_frr, 3),
             "warnings": list(topo.warnings) + self.load_warnings,
+            "host_tuning": self.host_tuning,
             "differences_from_production": list(DIFFERENCES_FROM_PRODUCTION),
         }
         progress("spawn", "ok", f"{len(self.routers)} routers up in {spawn_s:.2f} s; "
@@ -743,6 +746,35 @@ class NetnsTwin:
 
 
 # ---------------------------------------------------------------------- normalisation (TWIN.md §4)
+
+
+NEIGH_SYSCTL = "/proc/sys/net/{family}/neigh/default/gc_thresh{n}"
+NEIGH_TARGET = {2: 8192, 3: 16384}
+
+
+def _raise_neighbour_limits(links: int) -> list[str]:
+    """Make room in the kernel's neighbour (ARP/ND) table for a large twin.
+
+    The table is one per host, shared by every network namespace: with the default
+    gc_thresh3 of 1024 entries, a 200-router fabric (784 links, two entries each) overflowed
+    it ("neighbour: arp_cache: neighbor table overflow!"), and BGP sessions hung in Connect
+    for good. Limits are only ever raised, never lowered, and each change is reported.
+    """
+    changes: list[str] = []
+    if 2 * links < 256:
+        return changes
+    for family in ("ipv4", "ipv6"):
+        for n, target in NEIGH_TARGET.items():
+            path = NEIGH_SYSCTL.format(family=family, n=n)
+            try:
+                current = int(Path(path).read_text())
+                if current < target:
+                    with open(path, "w") as fh:
+                        fh.write(str(target))
+                    changes.append(f"net.{family}.neigh.default.gc_thresh{n}: {current} -> {target}")
+            except (OSError, ValueError):
+                continue
+    return changes
 
 
 def _source_flag(address: str, sources: list[str]) -> str:
