@@ -33,6 +33,8 @@ from preflight.twin.base import Backend, Progress, Topology, no_progress
 
 RESULT_FORMAT = "aegis.preflight.result/v1"
 AEGIS_VERSION = "0.1.0"
+# How often the baseline may be settled again when sessions are down or invariants fail.
+BASELINE_SETTLE_ATTEMPTS = 3
 STEPS = ("precheck", "static", "spawn", "converge_baseline", "snapshot_baseline", "apply", "converge_change",
          "snapshot_change", "diff", "invariants", "rollback", "converge_rollback", "snapshot_rollback",
          "teardown", "verdict")
@@ -340,27 +342,41 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
                                   f"{'; '.join(cr.still_moving[:5]) or 'still moving'}"))
         return
     def baseline() -> dict[str, Any]:
-        # The lab's invariants must already hold before the change. When they do not, the
-        # baseline may have been snapshotted a moment too early (routes still arriving after
-        # the stability window): wait once more and look again before calling the lab broken.
+        # The lab's invariants must already hold before the change, and its sessions should be
+        # up. When they are not, the baseline may have been declared settled too early: a BGP
+        # session whose first connect failed waits for the connect-retry timer (10 s with
+        # datacenter defaults), as long as the twin's quiet window. Settle again, a bounded
+        # number of times, before calling the lab broken.
+        t_start = time.monotonic()
+        down = list(getattr(cr, "down", []) or [])
         snap = twin.snapshot()
         checks = invariants_evaluate(invariants, snap, twin.reach)
-        if any(not c["ok"] for c in checks):
-            run.emit("snapshot_baseline", "info", "baseline violates an invariant; settling once more")
-            twin.converge(converge_timeout, stable_for)
+        attempts = 0
+        while (down or any(not c["ok"] for c in checks)) and attempts < BASELINE_SETTLE_ATTEMPTS and \
+                time.monotonic() - t_start < converge_timeout:
+            attempts += 1
+            what = f"{len(down)} session(s) still down" if down else "an invariant fails"
+            run.emit("snapshot_baseline", "info", f"baseline: {what}; settling again ({attempts})")
+            again = twin.converge(converge_timeout, stable_for)
+            down = list(getattr(again, "down", []) or [])
             snap = twin.snapshot()
             checks = invariants_evaluate(invariants, snap, twin.reach)
         state["baseline_invariants"] = checks
+        state["baseline_down"] = down
+        state["baseline_settle_attempts"] = attempts
         return snap
 
     s0 = run.step("snapshot_baseline", baseline)
     before = {d: twin.running_config(d) for d in devices}
     state["snapshots"]["baseline"] = s0
     broken = [c for c in state["baseline_invariants"] if not c["ok"]]
+    hint = (f"; still down after settling {state['baseline_settle_attempts'] + 1} times: "
+            f"{', '.join(state['baseline_down'][:4])}" if state["baseline_down"] else "")
     for c in broken:
         run.reasons.append(reason("BASELINE_INVARIANT_VIOLATED",
                                   f"the lab breaks its own invariant before any change: {c['kind']} "
-                                  f"{_spec_text(c['spec'])}: {c['detail']} (fix the lab or its aegis.yml)"))
+                                  f"{_spec_text(c['spec'])}: {c['detail']}{hint} (fix the lab or its aegis.yml, "
+                                  f"or rerun if the twin host is overloaded)"))
     if broken:
         return
     results = run.step("apply", lambda: [twin.apply(d, change["devices"][d]) for d in devices],
@@ -508,6 +524,8 @@ def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict
             "baseline_convergence_s": _convergence(state["conv"], "baseline"),
             "change_convergence_s": _convergence(state["conv"], "change"),
             "rollback_convergence_s": _convergence(state["conv"], "rollback"),
+            "baseline_down": state.get("baseline_down", []),
+            "baseline_settle_attempts": state.get("baseline_settle_attempts", 0),
             "load_errors": load_errors,
             "warnings": list(topology.warnings),
             "differences_from_production": differences_from_production(topology, facts) if facts else [],
