@@ -169,7 +169,7 @@ def run_steps(run: PreflightRun, events: list[RunEvent]) -> list[dict[str, Any]]
                 "step": step,
                 "label": STEP_LABELS.get(step, step),
                 "status": ev.status if ev else "pending",
-                "message": ev.message if ev else "",
+                "message": ev.message if ev else ("not run" if run.done else ""),
                 "seq": ev.seq if ev else 0,
             }
         )
