@@ -66,6 +66,7 @@ OSPF_NSSA_MIN_STABLE_S = 12.0  # NSSA translation takes a second ABR task pass
 _NSSA_RE = re.compile(r"^\s*area \S+ nssa\b", re.M)
 SMALL_LAB_ROUTERS = 12  # all loopback pairs are pinged up to this many routers; a sample above
 SAMPLE_PAIRS = 120
+FRR_START_WORKERS = 64
 WORKERS = 12  # concurrent helper processes; the machine has 2 cores, most time is waiting
 DIFFERENCES_FROM_PRODUCTION = [
     "no forwarding hardware: the data plane is the Linux kernel of the twin host",
@@ -299,7 +300,9 @@ class NetnsTwin:
         self._wait_holders()
         # 5. FRR: mounts, hostname, daemons in order, then `vtysh -b`, one script per node, nodes in parallel
         t1 = time.monotonic()
-        outputs = _parallel(self._start_frr, self.routers)
+        # Wide on purpose: a node's start is mostly waiting (each `-d` daemon signals when it is
+        # ready), so many nodes in flight hide that latency even on 2 cores.
+        outputs = _parallel(self._start_frr, self.routers, workers=FRR_START_WORKERS)
         for name, (_rc, out) in zip(self.routers, outputs, strict=True):
             pids = self._read_pids(name)
             self.state["daemons"][name] = pids
