@@ -528,13 +528,15 @@ class NetnsTwin:
         `_min_stable_for`). A session that stays down for good (a peer that does not exist,
         an admin shutdown, a VRF the kernel lacks) must not stall the run: when everything,
         down sessions included, has been unchanged for `quiet_for` seconds (default
-        max(3 x stable_for, 10 s)) the network counts as settled and the down sessions are
+        max(3 x stable_for, 15 s)) the network counts as settled and the down sessions are
         listed in `down`. `seconds` runs from this call to the moment the final state was
         first seen. The FIB is read from /proc/<holder>/net (no process per poll); vtysh is
         asked only once the FIB has been still for a moment.
         """
         stable_for = max(stable_for, self._min_stable_for())
-        quiet = quiet_for if quiet_for is not None else max(3 * stable_for, 10.0)
+        # Longer than BGP's 10 s connect-retry (datacenter profile): a first connect that failed
+        # under load is retried once before a down session counts as down for good.
+        quiet = quiet_for if quiet_for is not None else max(3 * stable_for, 15.0)
         t0 = time.monotonic()
         last_fib: dict[str, str] = {}
         fib_changed = {n: t0 for n in self.routers}
