@@ -177,6 +177,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("AEGIS_RUN_TIME_LIMIT_S", 900)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 
+# Runs: with no broker, jobs run on this many worker threads inside the web process.
+AEGIS_INPROCESS_WORKERS = env_int("AEGIS_INPROCESS_WORKERS", 2)
+AEGIS_DEFAULT_LAB = env_str("AEGIS_DEFAULT_LAB", "triangle")
+# Tests only: "inline" runs a job in the committing thread; empty picks celery or thread.
+AEGIS_RUN_DISPATCH = env_str("AEGIS_RUN_DISPATCH", "")
+
 # Twin
 AEGIS_TWIN_BACKEND = env_str("AEGIS_TWIN_BACKEND", "netns")
 AEGIS_TWIN_CONVERGE_TIMEOUT_S = env_int("AEGIS_TWIN_CONVERGE_TIMEOUT_S", 120)

@@ -9,10 +9,10 @@ that may spawn twins), and the web process stays unprivileged.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from django.conf import settings
 from django.db import close_old_connections, connection
 
 log = logging.getLogger("aegis.worker")
@@ -26,7 +26,7 @@ def _pool() -> ThreadPoolExecutor:
     with _lock:
         if _executor is None:
             # Each twin is several FRR daemons per node: a small pool bounds the host's load.
-            workers = int(os.environ.get("AEGIS_INPROCESS_WORKERS", "2"))
+            workers = int(getattr(settings, "AEGIS_INPROCESS_WORKERS", 2))
             _executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="aegis-run")
         return _executor
 
