@@ -211,6 +211,8 @@ AEGIS_ALLOW_LIVE_PROMOTION = env_bool("AEGIS_ALLOW_LIVE_PROMOTION", False)
 AEGIS_APPROVAL_TTL_S = env_int("AEGIS_APPROVAL_TTL_S", 24 * 3600)
 AEGIS_HIGH_RISK_APPROVERS = env_int("AEGIS_HIGH_RISK_APPROVERS", 2)
 AEGIS_KEY_ENCRYPTION_KEY = env_str("AEGIS_KEY_ENCRYPTION_KEY", "")
+# YAML file mapping lab node names to devices (host, port, username, key_file); see docs/promotion.md.
+AEGIS_DEVICE_INVENTORY = env_str("AEGIS_DEVICE_INVENTORY", "")
 
 LOGGING = {
     "version": 1,

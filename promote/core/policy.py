@@ -145,3 +145,28 @@ def approval_status(
             f"{status.missing} more distinct approver(s) needed ({len(status.approved_by)} of {required})"
         )
     return status
+
+
+ROLE_OPERATOR = "operator"
+
+
+def promote_refusal(
+    *, username: str, roles: Iterable[str], is_superuser: bool = False, bundle_operator: str
+) -> str | None:
+    """Why `username` may not start a promotion of a bundle, or None when they may.
+
+    The operator who submitted the change and any approver may start one (approvers often
+    dry-run what they approved); auditors are read-only and outsiders have no say. Starting
+    a promotion grants nothing: the gate still wants approvals from people other than the
+    operator (G3), so the operator promoting their own change is not self-approval.
+    """
+    if not username:
+        return "Sign in first."
+    held = set(roles)
+    if is_superuser or ROLE_APPROVER in held:
+        return None
+    if ROLE_OPERATOR in held and username == bundle_operator:
+        return None
+    if ROLE_OPERATOR in held:
+        return "Only the operator who submitted this change, or an approver, may promote it."
+    return "Only the change's operator or an approver may promote a bundle; you hold neither role."
