@@ -19,6 +19,7 @@ from drf_spectacular.views import SpectacularAPIView
 from evidence.api.urls import urlpatterns as evidence_api
 from preflight import views as preflight_views
 from preflight.api.urls import urlpatterns as preflight_api
+from promote.api.urls import urlpatterns as promote_api
 
 SWAGGER_DIST = (
     Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar" / "swagger-ui-dist"
@@ -27,6 +28,7 @@ SWAGGER_DIST = (
 api_patterns = [
     *preflight_api,
     *evidence_api,
+    *promote_api,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", TemplateView.as_view(template_name="aegis/api_docs.html"), name="docs"),
     # Swagger UI's own files, from the drf-spectacular-sidecar package: no CDN (air-gapped).

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from preflight import policy, selectors
 from promote import selectors as promote_selectors
 from promote import services
-
 
 QUEUE_PAGE = 25
 
@@ -89,4 +90,62 @@ def decide(request: HttpRequest, run_id: str) -> HttpResponse:
             "nav": "queue",
         },
         status=400 if errors else 200,
+    )
+
+
+# ---- promotion (issue 7) ---------------------------------------------------------------------
+
+
+def _json_download(doc: dict, filename: str) -> HttpResponse:
+    body = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+    response = HttpResponse(body, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+@require_POST
+def promotion_start(request: HttpRequest, bundle_id: str) -> HttpResponse:
+    """The Promote (dry-run) button: one attempt against the site inventory, then its record."""
+    bundle_row = promote_selectors.access_bundle_to_promote(request.user, bundle_id)
+    try:
+        devices = services.inventory_site()
+        bundle = services.bundle_read(bundle_row.bundle_json.encode("ascii"))
+        services.inventory_covers(bundle, devices)
+    except services.PromotionInputError as exc:
+        messages.error(request, f"Promotion not started: {exc}")
+        return redirect(request.POST.get("next") or "promote:queue")
+    row = services.promotion_attempt(
+        actor=request.user,
+        bundle=bundle,
+        approvals=promote_selectors.signed_approvals_for_bundle(bundle_row.digest),
+        devices=devices,
+        live=False,  # the screens only dry-run; live is the CLI/API with the site opt-in
+        via="web",
+    )
+    return redirect("promote:promotion", record_id=row.pk)
+
+
+@login_required
+def promotion_detail(request: HttpRequest, record_id: str) -> HttpResponse:
+    row = promote_selectors.access_promotion(request.user, record_id)
+    return render(
+        request,
+        "promote/promotion.html",
+        {"p": row, "rec": row.record, "devices": sorted(row.record.get("devices", {}).items())},
+    )
+
+
+@login_required
+def promotion_json(request: HttpRequest, record_id: str) -> HttpResponse:
+    row = promote_selectors.access_promotion(request.user, record_id)
+    return _json_download(row.record, f"aegis-promotion-{row.pk}.json")
+
+
+@login_required
+def approval_json(request: HttpRequest, approval_id: str) -> HttpResponse:
+    """A decision's signed approval (DSSE envelope): the file `manage.py promote --approval` takes."""
+    row = promote_selectors.access_signed_approval(request.user, approval_id)
+    return _json_download(
+        row.envelope, f"aegis-approval-{row.approval.run.run_id}-{row.approval.approver}.json"
     )

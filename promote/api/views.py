@@ -1,0 +1,111 @@
+"""REST API of promotion: start one (dry-run or live), read its record, download a signed approval.
+
+Errors: 400 with field errors (bad mode, no or incomplete inventory), 401 without
+credentials, 403 when the role or object is not allowed, 404 for an unknown id. A refused
+promotion is not an HTTP error: it is an attempt with a record (200, `outcome: refused`).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from preflight.api.views import AegisAPIView
+from promote import selectors, services
+
+
+class PromoteSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["dry_run", "live"], default="dry_run")
+
+
+class PromotionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    outcome = serializers.CharField()
+    mode = serializers.CharField()
+    passed = serializers.SerializerMethodField()
+    reasons = serializers.SerializerMethodField()
+    record_digest = serializers.CharField()
+    ledger_index = serializers.IntegerField(allow_null=True)
+    record = serializers.JSONField()
+    verification = serializers.JSONField(allow_null=True)
+    record_url = serializers.SerializerMethodField()
+
+    def get_passed(self, row) -> bool:
+        return row.outcome in ("dry_run", "applied")
+
+    def get_reasons(self, row) -> list[str]:
+        return list(row.record.get("reasons") or [])
+
+    def get_record_url(self, row) -> str:
+        return reverse("api:promotion_json", args=[row.pk])
+
+
+def _json_download(doc: dict, filename: str) -> HttpResponse:
+    body = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+    response = HttpResponse(body, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class BundlePromoteView(AegisAPIView):
+    @extend_schema(
+        request=PromoteSerializer,
+        responses=PromotionSerializer,
+        summary="Promote a sealed bundle with its signed approvals to the site inventory (dry-run by default)",
+    )
+    def post(self, request: Request, bundle_id: str) -> Response:
+        bundle_row = selectors.access_bundle_to_promote(request.user, bundle_id)
+        body = PromoteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        # The inventory is the site's (AEGIS_DEVICE_INVENTORY), never one sent in the request: its
+        # entries name key files on this server, which a caller must not be able to choose.
+        try:
+            devices = services.inventory_site()
+            bundle = services.bundle_read(bundle_row.bundle_json.encode("ascii"))
+            services.inventory_covers(bundle, devices)
+        except services.PromotionInputError as exc:
+            raise ValidationError({"inventory": [str(exc)]}) from None
+        row = services.promotion_attempt(
+            actor=request.user,
+            bundle=bundle,
+            approvals=selectors.signed_approvals_for_bundle(bundle_row.digest),
+            devices=devices,
+            live=body.validated_data["mode"] == "live",
+            via="api",
+        )
+        return Response(PromotionSerializer(row).data)
+
+
+class PromotionDetailView(AegisAPIView):
+    @extend_schema(responses=PromotionSerializer, summary="One promotion attempt and its record")
+    def get(self, request: Request, record_id: str) -> Response:
+        return Response(PromotionSerializer(selectors.access_promotion(request.user, record_id)).data)
+
+
+class PromotionJsonView(AegisAPIView):
+    @extend_schema(
+        responses={(200, "application/json"): OpenApiTypes.BINARY}, summary="The plain promotion record"
+    )
+    def get(self, request: Request, record_id: str) -> HttpResponse:
+        row = selectors.access_promotion(request.user, record_id)
+        return _json_download(row.record, f"aegis-promotion-{row.pk}.json")
+
+
+class ApprovalEnvelopeView(AegisAPIView):
+    @extend_schema(
+        responses={(200, "application/json"): OpenApiTypes.BINARY},
+        summary="A decision's signed approval (DSSE envelope), for `manage.py promote --approval`",
+    )
+    def get(self, request: Request, approval_id: str) -> HttpResponse:
+        row = selectors.access_signed_approval(request.user, approval_id)
+        return _json_download(
+            row.envelope, f"aegis-approval-{row.approval.run.run_id}-{row.approval.approver}.json"
+        )

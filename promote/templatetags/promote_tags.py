@@ -1,0 +1,48 @@
+"""`{% promotion_panel run_id %}`: a run's promotion attempts and, for who may, the dry-run button.
+
+One tag shared by the run page, the decision page and the auditor's bundle detail, so those
+views need no promotion code of their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+
+@register.inclusion_tag("promote/_promotions.html", takes_context=True)
+def promotion_panel(context: dict[str, Any], run_id: str) -> dict[str, Any]:
+    from evidence.models import Bundle
+    from preflight.selectors import actor_of
+    from promote.core.policy import promote_refusal
+    from promote.selectors import promotions_for_run
+
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    bundle = Bundle.objects.filter(run_id=run_id).defer("bundle_json").first() if run_id else None
+    actor = actor_of(user)
+    refusal = (
+        promote_refusal(
+            username=actor.username if actor.is_authenticated else "",
+            roles=actor.groups,
+            is_superuser=actor.is_superuser,
+            bundle_operator=bundle.operator_username,
+        )
+        if bundle is not None
+        else "no sealed bundle"
+    )
+    # The button is a courtesy for bundles the gate can pass; the gate decides either way.
+    promotable = (
+        bundle is not None and bundle.tier == "real" and bundle.verdict in ("ship_ready", "needs_approval")
+    )
+    return {
+        "request": request,
+        "csrf_token": context.get("csrf_token"),
+        "bundle": bundle,
+        "promotions": promotions_for_run(run_id) if bundle is not None else [],
+        "can_promote": promotable and refusal is None,
+        "not_promotable": bundle is not None and not promotable,
+    }

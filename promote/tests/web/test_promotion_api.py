@@ -1,0 +1,179 @@
+"""Promotion through the API and the screens: who may start one, what every attempt leaves behind.
+
+The bundles here come from simulator runs (fast), so the gate refuses them at G2 (simulated
+evidence is never promotable) before any device is contacted: exactly what the persona
+matrix needs. The end-to-end promotion on real routers is test_promotion_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+from rest_framework.test import APIClient
+
+from evidence.core.keys import public_key_from_pem
+from evidence.models import Bundle, LedgerEntry
+from preflight.models import AuditEntry
+from preflight.tests.web.fixtures import NEEDS_APPROVAL
+from promote.core.approvals import ApproverKey, approval_verify, approver_keyring, private_key_decrypt
+from promote.models import ApprovalSigningKey, PromotionRecord, SignedApproval
+from promote.services import approval_decide, site_kek
+
+pytestmark = pytest.mark.django_db
+
+INVENTORY = """devices:
+  r3: {host: 127.0.0.1, port: 2203, username: aegis, key_file: /nonexistent/id_ed25519}
+"""
+
+
+@pytest.fixture
+def inventory(settings, tmp_path):
+    path = tmp_path / "inventory.yml"
+    path.write_text(INVENTORY)
+    settings.AEGIS_DEVICE_INVENTORY = str(path)
+    return path
+
+
+@pytest.fixture
+def approved(operator, approver, submit):
+    """A sealed (simulated) run that needs approval, approved by alice."""
+    run = submit(operator, NEEDS_APPROVAL)
+    assert run.verdict == "needs_approval" and run.bundle_digest
+    approval = approval_decide(run=run, approver=approver, decision="approve", comment="Expected route.")
+    return run, approval, Bundle.objects.get(run_id=run.run_id)
+
+
+def client_for(user):
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def test_a_decision_on_a_sealed_bundle_is_a_signed_in_toto_approval_in_the_ledger(approved, settings):
+    run, approval, bundle = approved
+    signed = SignedApproval.objects.get(approval=approval)
+    key_row = ApprovalSigningKey.objects.get(user=approval.approver)
+    # the envelope verifies with alice's own key and binds to the bundle's seal digest
+    ring = approver_keyring([ApproverKey("alice", public_key_from_pem(key_row.public_key_pem))])
+    claims = approval_verify(signed.envelope, ring)
+    assert (claims.approver, claims.decision, claims.bundle_digest) == ("alice", "approve", run.bundle_digest)
+    assert claims.operator == "olivia" and claims.jti == signed.jti
+    assert (claims.expires_at - claims.issued_at).total_seconds() == settings.AEGIS_APPROVAL_TTL_S
+    # the private key is stored encrypted under the KEK; with no KEK set, a 0600 file holds one
+    assert "PRIVATE" not in key_row.private_key_encrypted
+    kek_file = settings.AEGIS_HOME / "keys" / "approval-kek"
+    assert stat.S_IMODE(kek_file.stat().st_mode) == 0o600
+    assert private_key_decrypt(key_row.private_key_encrypted, site_kek(), username="alice").keyid == key_row.keyid
+    # the ledger leaf of the decision is the envelope's digest
+    from evidence.core.canonical import canonical_bytes, digest_str
+
+    leaf = LedgerEntry.objects.get(index=signed.ledger_index)
+    assert leaf.kind == "approval" and leaf.payload_digest == digest_str(canonical_bytes(signed.envelope))
+
+
+def test_the_approver_key_is_made_once_and_reused(operator, approver, submit):
+    first = submit(operator, NEEDS_APPROVAL)
+    second = submit(operator, NEEDS_APPROVAL)
+    approval_decide(run=first, approver=approver, decision="approve", comment="ok")
+    approval_decide(run=second, approver=approver, decision="reject", comment="no")
+    assert ApprovalSigningKey.objects.filter(user=approver).count() == 1
+    keyids = set(SignedApproval.objects.values_list("keyid", flat=True))
+    assert keyids == {ApprovalSigningKey.objects.get(user=approver).keyid}
+
+
+@pytest.mark.parametrize(
+    "persona,status",
+    [("operator", 200), ("approver", 200), ("approver2", 200), ("operator2", 403), ("auditor", 403),
+     ("outsider", 403), ("anonymous", 401)],
+)
+def test_who_may_start_a_promotion(persona, status, approved, inventory, request):
+    _, _, bundle = approved
+    user = None if persona == "anonymous" else request.getfixturevalue(persona)
+    before = PromotionRecord.objects.count()
+    response = client_for(user).post(f"/api/bundles/{bundle.pk}/promote", {"mode": "dry_run"}, format="json")
+    assert response.status_code == status, response.content
+    if status == 200:
+        body = response.json()
+        # simulated evidence: refused at G2, before any device (the inventory's key file does not exist)
+        assert body["outcome"] == "refused" and not body["passed"]
+        assert any(r.startswith("G2:") and "simulated" in r for r in body["reasons"]), body["reasons"]
+        row = PromotionRecord.objects.get(pk=body["id"])
+        assert row.actor_name == user.get_username() and row.via == "api"
+        leaf = LedgerEntry.objects.get(index=row.ledger_index)
+        assert leaf.kind == "promotion" and leaf.payload_digest == row.record_digest
+        assert AuditEntry.objects.filter(action="promotion.refused", actor=user).exists()
+    else:
+        assert PromotionRecord.objects.count() == before
+
+
+def test_input_errors_are_400_and_unknown_bundles_404(approved, operator, settings, tmp_path, inventory):
+    _, _, bundle = approved
+    client = client_for(operator)
+    assert client.post("/api/bundles/999999/promote", {}, format="json").status_code == 404
+    assert client.post("/api/bundles/abc/promote", {}, format="json").status_code == 404
+    bad_mode = client.post(f"/api/bundles/{bundle.pk}/promote", {"mode": "yolo"}, format="json")
+    assert bad_mode.status_code == 400 and "mode" in bad_mode.json()
+    other = tmp_path / "other.yml"
+    other.write_text("devices:\n  r1: {host: 127.0.0.1, key_file: /k}\n")
+    settings.AEGIS_DEVICE_INVENTORY = str(other)
+    missing = client.post(f"/api/bundles/{bundle.pk}/promote", {}, format="json")
+    assert missing.status_code == 400 and "no device r3" in json.dumps(missing.json())
+    other.write_text("devices:\n  r3: {host: 127.0.0.1, port: '22', key_file: /k}\n")
+    invalid = client.post(f"/api/bundles/{bundle.pk}/promote", {}, format="json")
+    assert invalid.status_code == 400 and "devices.r3.port" in json.dumps(invalid.json())
+    settings.AEGIS_DEVICE_INVENTORY = ""
+    unset = client.post(f"/api/bundles/{bundle.pk}/promote", {}, format="json")
+    assert unset.status_code == 400 and "AEGIS_DEVICE_INVENTORY" in json.dumps(unset.json())
+    assert PromotionRecord.objects.count() == 0, "an input error is not an attempt"
+
+
+def test_live_without_the_site_setting_is_refused_at_g4_and_recorded(approved, approver, inventory, settings):
+    _, _, bundle = approved
+    settings.AEGIS_ALLOW_LIVE_PROMOTION = False
+    body = client_for(approver).post(f"/api/bundles/{bundle.pk}/promote", {"mode": "live"}, format="json").json()
+    assert body["outcome"] == "refused"
+    g4 = next(c for c in body["record"]["gate"]["checks"] if c["gate"] == "G4")
+    assert not g4["passed"] and body["mode"] == "dry-run"
+
+
+def test_records_and_approvals_download_and_show_on_the_screens(approved, operator, auditor, outsider, inventory):
+    run, approval, bundle = approved
+    client_for(operator).post(f"/api/bundles/{bundle.pk}/promote", {}, format="json")
+    row = PromotionRecord.objects.get()
+    # the plain record, downloadable, for the auditor too; not for an outsider
+    got = client_for(auditor).get(f"/api/promotions/{row.pk}/json")
+    assert got.status_code == 200 and json.loads(got.content) == row.record
+    assert client_for(outsider).get(f"/api/promotions/{row.pk}/json").status_code == 403
+    assert client_for(auditor).get("/api/promotions/424242").status_code == 404
+    env = client_for(operator).get(f"/api/approvals/{approval.pk}/approval.json")
+    assert env.status_code == 200 and json.loads(env.content) == approval.signed.envelope
+    assert client_for(outsider).get(f"/api/approvals/{approval.pk}/approval.json").status_code == 403
+    # the auditor's bundle detail and the operator's run page list the attempt
+    from django.test import Client
+
+    web = Client()
+    web.force_login(auditor)
+    page = web.get(f"/evidence/bundles/{bundle.pk}/").content.decode()
+    assert 'id="promotion-records"' in page and f"/promote/promotions/{row.pk}/" in page
+    assert "promote-dry-run" not in page, "auditors are read-only"
+    web.force_login(operator)
+    page = web.get(f"/preflight/runs/{run.run_id}/").content.decode()
+    assert 'id="promotion-records"' in page and "signed approval.json" in page
+    detail = web.get(f"/promote/promotions/{row.pk}/")
+    assert detail.status_code == 200 and "G2" in detail.content.decode()
+
+
+def test_the_dry_run_button_starts_an_attempt_and_shows_its_record(approved, approver, inventory):
+    from django.test import Client
+
+    _, _, bundle = approved
+    web = Client()
+    web.force_login(approver)
+    response = web.post(f"/promote/bundles/{bundle.pk}/promote")
+    row = PromotionRecord.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/promote/promotions/{row.pk}/"
+    assert row.via == "web" and row.mode == "dry-run" and not row.live_requested
+    assert web.get(f"/promote/bundles/{bundle.pk}/promote").status_code == 405
