@@ -235,3 +235,14 @@ def test_every_corpus_case_loads():
     for case in cases:
         topo = load_lab(case)
         assert topo.routers(), case.name
+
+
+def test_bundled_fabric_is_the_generators_output_and_larger_fabrics_load(tmp_path):
+    from preflight.twin.fabricgen import fabric_files, fabric_write, main
+
+    for rel, text in fabric_files(2, 4).items():
+        assert (LABS / "fabric" / rel).read_text() == text, rel
+    topo = load_lab(fabric_write(tmp_path / "f", 4, 196, name="fab200"))
+    assert len(topo.routers()) == 200 and len(topo.links) == 4 * 196
+    assert len({n.frr_conf.split("router bgp ")[1].split()[0] for n in topo.nodes.values()}) == 197  # spines share
+    assert main(["--spines", "0", "--leaves", "3", str(tmp_path / "g")]) == 2
