@@ -66,7 +66,10 @@ def test_a_decision_on_a_sealed_bundle_is_a_signed_in_toto_approval_in_the_ledge
     assert "PRIVATE" not in key_row.private_key_encrypted
     kek_file = settings.AEGIS_HOME / "keys" / "approval-kek"
     assert stat.S_IMODE(kek_file.stat().st_mode) == 0o600
-    assert private_key_decrypt(key_row.private_key_encrypted, site_kek(), username="alice").keyid == key_row.keyid
+    assert (
+        private_key_decrypt(key_row.private_key_encrypted, site_kek(), username="alice").keyid
+        == key_row.keyid
+    )
     # the ledger leaf of the decision is the envelope's digest
     from evidence.core.canonical import canonical_bytes, digest_str
 
@@ -86,8 +89,15 @@ def test_the_approver_key_is_made_once_and_reused(operator, approver, submit):
 
 @pytest.mark.parametrize(
     "persona,status",
-    [("operator", 200), ("approver", 200), ("approver2", 200), ("operator2", 403), ("auditor", 403),
-     ("outsider", 403), ("anonymous", 401)],
+    [
+        ("operator", 200),
+        ("approver", 200),
+        ("approver2", 200),
+        ("operator2", 403),
+        ("auditor", 403),
+        ("outsider", 403),
+        ("anonymous", 401),
+    ],
 )
 def test_who_may_start_a_promotion(persona, status, approved, inventory, request):
     _, _, bundle = approved
@@ -133,13 +143,17 @@ def test_input_errors_are_400_and_unknown_bundles_404(approved, operator, settin
 def test_live_without_the_site_setting_is_refused_at_g4_and_recorded(approved, approver, inventory, settings):
     _, _, bundle = approved
     settings.AEGIS_ALLOW_LIVE_PROMOTION = False
-    body = client_for(approver).post(f"/api/bundles/{bundle.pk}/promote", {"mode": "live"}, format="json").json()
+    body = (
+        client_for(approver).post(f"/api/bundles/{bundle.pk}/promote", {"mode": "live"}, format="json").json()
+    )
     assert body["outcome"] == "refused"
     g4 = next(c for c in body["record"]["gate"]["checks"] if c["gate"] == "G4")
     assert not g4["passed"] and body["mode"] == "dry-run"
 
 
-def test_records_and_approvals_download_and_show_on_the_screens(approved, operator, auditor, outsider, inventory):
+def test_records_and_approvals_download_and_show_on_the_screens(
+    approved, operator, auditor, outsider, inventory
+):
     run, approval, bundle = approved
     client_for(operator).post(f"/api/bundles/{bundle.pk}/promote", {}, format="json")
     row = PromotionRecord.objects.get()
