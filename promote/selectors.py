@@ -24,11 +24,17 @@ def approvals_by_user(user: Any, *, limit: int = 50) -> list[Approval]:
     )
 
 
-def signed_approvals_for_bundle(bundle_digest: str) -> list[dict[str, Any]]:
-    """The signed approve-decisions on a bundle (envelopes), oldest first. Caller may promote it."""
+def signed_approvals_for_bundle(bundle_digest: str, *, decision: str | None = None) -> list[dict[str, Any]]:
+    """The signed decisions on a bundle (envelopes; only `decision` if given), oldest first.
+
+    Rejections are included by default: shown to the gate, one makes G2 refuse (final).
+    Assumes the caller may promote the bundle.
+    """
     from promote.models import SignedApproval
 
-    rows = SignedApproval.objects.filter(bundle_digest=bundle_digest, approval__decision=Approval.APPROVE)
+    rows = SignedApproval.objects.filter(bundle_digest=bundle_digest)
+    if decision:
+        rows = rows.filter(approval__decision=decision)
     return [r.envelope for r in rows.order_by("created")]
 
 

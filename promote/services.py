@@ -382,6 +382,13 @@ def promotion_attempt(
 
     name = actor_name or (actor.get_username() if actor is not None else "")
     digest = str(bundle.get("digest") or "")
+    # A rejection recorded here is final whatever files are presented: the gate always sees it.
+    shown = {json.dumps(e, sort_keys=True) for e in approvals}
+    approvals = list(approvals) + [
+        e
+        for e in promote_selectors.signed_approvals_for_bundle(digest, decision=Approval.REJECT)
+        if json.dumps(e, sort_keys=True) not in shown
+    ]
     presented: list[str] = []
     for env in approvals:
         try:

@@ -105,3 +105,15 @@ class ApprovalSerializer(serializers.Serializer):
     comment = serializers.CharField()
     subject_digest = serializers.CharField()
     created = serializers.DateTimeField()
+    # The decision signed as an in-toto approval (DSSE), for `manage.py promote --approval`;
+    # null when the run had no sealed bundle to bind it to.
+    signed_approval_url = serializers.SerializerMethodField()
+
+    def get_signed_approval_url(self, approval) -> str | None:
+        from django.urls import reverse
+
+        from promote.models import SignedApproval
+
+        if not SignedApproval.objects.filter(approval_id=approval.pk).exists():
+            return None
+        return reverse("api:approval_json", args=[approval.pk])

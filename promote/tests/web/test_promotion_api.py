@@ -191,3 +191,35 @@ def test_the_dry_run_button_starts_an_attempt_and_shows_its_record(approved, app
     assert response.status_code == 302 and response["Location"] == f"/promote/promotions/{row.pk}/"
     assert row.via == "web" and row.mode == "dry-run" and not row.live_requested
     assert web.get(f"/promote/bundles/{bundle.pk}/promote").status_code == 405
+
+
+def test_a_recorded_rejection_is_always_shown_to_the_gate(operator, approver, submit, inventory, tmp_path):
+    # given a run an approver rejected, when the operator promotes it from the command line
+    # presenting no approval at all, the stored rejection still reaches G2
+    run = submit(operator, NEEDS_APPROVAL)
+    approval_decide(run=run, approver=approver, decision="reject", comment="Not in this window.")
+    from django.core.management import call_command
+
+    bundle = Bundle.objects.get(run_id=run.run_id)
+    path = tmp_path / "bundle.json"
+    path.write_text(bundle.bundle_json)
+    with pytest.raises(SystemExit) as ended:
+        call_command("promote", str(path), "--inventory", str(inventory))
+    assert ended.value.code == 1
+    g2 = next(c for c in PromotionRecord.objects.get().record["gate"]["checks"] if c["gate"] == "G2")
+    assert any("rejected by" in r and "alice" in r for r in g2["reasons"]), g2
+
+
+def test_the_cli_names_what_to_fix(tmp_path, inventory, capsys):
+    from django.core.management import call_command
+
+    not_json = tmp_path / "x.json"
+    not_json.write_text("hello")
+    for args, needle in [
+        ([str(tmp_path / "missing.json")], "cannot read it"),
+        ([str(not_json)], "not JSON"),
+    ]:
+        with pytest.raises(SystemExit) as ended:
+            call_command("promote", *args, "--inventory", str(inventory))
+        assert ended.value.code == 2 and needle in capsys.readouterr().err
+    assert PromotionRecord.objects.count() == 0
