@@ -1,10 +1,13 @@
-"""`manage.py preflight LAB_DIR --change FILE`: verify one change on a twin and decide.
+"""`manage.py preflight LAB_DIR --change FILE | --intent TEXT`: verify one change on a twin and decide.
 
-Exit codes: 0 ship_ready, 10 needs_approval, 20 blocked, 2 input error (nothing spawned).
+After the verdict the run is sealed: bundle.json (signed, ledgered) and report.pdf are written
+beside result.json. Exit codes: 0 ship_ready, 10 needs_approval, 20 blocked, 2 input error
+(nothing spawned), 3 the verdict stands but the evidence could not be sealed.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import sys
@@ -22,6 +25,7 @@ from preflight.twin.base import TopologyError
 
 EXIT_CODES = {"ship_ready": 0, "needs_approval": 10, "blocked": 20}
 EXIT_INPUT_ERROR = 2
+EXIT_NOT_SEALED = 3
 MAX_CHANGE_FILE_BYTES = 256 * 1024
 
 
@@ -35,12 +39,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("lab_dir", help="lab folder with one *.clab.yml (e.g. labs/triangle)")
-        parser.add_argument("--change", required=True, help="change file (YAML): title, devices, expect")
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--change", help="change file (YAML): title, devices, expect")
+        source.add_argument("--intent", help="what the change should do, in words: the site's LLM proposes "
+                                              "the config, which is then verified like any change")
         parser.add_argument("--backend", default="netns", choices=["netns", "simulator"],
                             help="netns: real FRR in namespaces (needs root); simulator: seeded model")
         parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
         parser.add_argument("--out", help="folder for result.json (default: a new folder under runs/)")
         parser.add_argument("--timeout", type=float, default=120.0, help="convergence bound in seconds")
+        parser.add_argument("--frameworks", help="comma-separated compliance frameworks for the crosswalk "
+                                                 "(default: AEGIS_FRAMEWORKS)")
+        parser.add_argument("--operator", help="who submits the change (default: the login name)")
+        parser.add_argument("--no-seal", action="store_true",
+                            help="write result.json only: no bundle, no ledger entry, no PDF")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         as_json: bool = opts["json"]
@@ -53,9 +65,15 @@ class Command(BaseCommand):
         out_dir = out_dir or Path(settings.AEGIS_RUNS_DIR) / run_id
         printer = _ProgressPrinter(self.stderr if as_json else self.stdout, tty=self._isatty(as_json))
         try:
-            result = run_preflight(opts["lab_dir"], change, backend=opts["backend"], run_id=run_id,
-                                   progress=printer, converge_timeout=opts["timeout"], topology=topology)
+            if change is None:
+                result = _intent_run(opts, topology, run_id=run_id, progress=printer)
+            else:
+                result = run_preflight(opts["lab_dir"], change, backend=opts["backend"], run_id=run_id,
+                                       progress=printer, converge_timeout=opts["timeout"], topology=topology)
         except (ChangeError, GuardRejection, TopologyError) as exc:
+            self._input_error(str(exc), as_json)
+            return
+        except InputError as exc:
             self._input_error(str(exc), as_json)
             return
         try:
@@ -67,15 +85,20 @@ class Command(BaseCommand):
                               as_json)
             return
         extra = after_result_written(result, out_dir=out_dir, lab_dir=Path(opts["lab_dir"]),
-                                     change_path=Path(opts["change"]))
+                                     change_path=Path(opts["change"]) if opts.get("change") else None,
+                                     seal=not opts["no_seal"], frameworks=self._frameworks(opts),
+                                     operator=opts.get("operator") or _login_name())
         if as_json:
             self.stdout.write(json.dumps({**result, "result_path": str(result_path), **extra}, sort_keys=False))
         else:
             self._summary(result, result_path)
+            self._seal_summary(extra)
+        if extra.get("seal_error"):
+            sys.exit(EXIT_NOT_SEALED)
         sys.exit(EXIT_CODES[result["verdict"]])
 
     # -- input --------------------------------------------------------------------------
-    def _inputs(self, opts: dict[str, Any]) -> tuple[Any, dict[str, Any], Path | None]:
+    def _inputs(self, opts: dict[str, Any]) -> tuple[Any, dict[str, Any] | None, Path | None]:
         from preflight.twin.topology import load_lab
 
         lab_dir = Path(opts["lab_dir"])
@@ -85,6 +108,16 @@ class Command(BaseCommand):
             topology = load_lab(lab_dir)
         except TopologyError as exc:
             raise InputError(f"the lab cannot be loaded: {exc}") from None
+        out = Path(opts["out"]) if opts.get("out") else None
+        if out is not None and out.exists() and not out.is_dir():
+            raise InputError(f"--out {out} exists and is not a folder")
+        self._frameworks(opts)
+        if not opts["no_seal"]:
+            _database_ready_check()
+        if opts.get("intent") is not None:
+            if opts["backend"] == "netns" and os.geteuid() != 0:
+                raise InputError(NOT_ROOT)
+            return topology, None, out
         change_path = Path(opts["change"])
         if not change_path.is_file():
             raise InputError(f"change file {change_path} does not exist")
@@ -99,12 +132,20 @@ class Command(BaseCommand):
         except ChangeError as exc:
             raise InputError(f"{change_path}: {exc}") from None
         if opts["backend"] == "netns" and os.geteuid() != 0:
-            raise InputError("the netns backend needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN) to create "
-                             "namespaces; run as root on a twin worker, or use --backend simulator")
-        out = Path(opts["out"]) if opts.get("out") else None
-        if out is not None and out.exists() and not out.is_dir():
-            raise InputError(f"--out {out} exists and is not a folder")
+            raise InputError(NOT_ROOT)
         return topology, change, out
+
+    def _frameworks(self, opts: dict[str, Any]) -> list[str]:
+        if not opts.get("frameworks"):
+            return list(settings.AEGIS_FRAMEWORKS)
+        from compliance.catalogues import framework_list
+
+        wanted = [f.strip() for f in opts["frameworks"].split(",") if f.strip()]
+        known = {f["id"] for f in framework_list()}
+        unknown = [f for f in wanted if f not in known]
+        if unknown:
+            raise InputError(f"unknown framework {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+        return wanted
 
     def _input_error(self, message: str, as_json: bool) -> None:
         if as_json:
@@ -118,6 +159,16 @@ class Command(BaseCommand):
         return hasattr(stream, "isatty") and stream.isatty()
 
     # -- output -------------------------------------------------------------------------
+    def _seal_summary(self, extra: dict[str, Any]) -> None:
+        if extra.get("seal_error"):
+            self.stderr.write(self.style.ERROR(f"evidence NOT sealed: {extra['seal_error']}"))
+            return
+        if not extra.get("seal_digest"):
+            return
+        self.stdout.write(f"sealed: {extra['seal_digest']}   (ledger index {extra['ledger_index']})")
+        self.stdout.write(f"bundle: {extra['bundle_path']}")
+        self.stdout.write(f"report: {extra['pdf_path']}")
+
     def _summary(self, result: dict[str, Any], result_path: Path) -> None:
         verdict = result["verdict"]
         style = {"ship_ready": self.style.SUCCESS, "needs_approval": self.style.WARNING,
@@ -143,13 +194,69 @@ class Command(BaseCommand):
         self.stdout.write(f"result: {result_path}")
 
 
-def after_result_written(result: dict[str, Any], *, out_dir: Path, lab_dir: Path, change_path: Path) -> dict[str, Any]:
-    """What happens after result.json is written; returns extra keys for the --json output.
+NOT_ROOT = ("the netns backend needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN) to create "
+            "namespaces; run as root on a twin worker, or use --backend simulator")
 
-    Evidence sealing (bundle.json + report.pdf) and `--intent` (LLM) hook in here; the
-    pipeline itself stays free of evidence/ and preflight/llm/ imports.
+
+def _database_ready_check() -> None:
+    """Sealing appends to the ledger in the database: refuse before the run if it is not set up."""
+    from django.db import DatabaseError, connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as exc:
+        raise InputError(f"the database is not reachable ({exc}); check DATABASE_URL") from None
+    if pending:
+        raise InputError("the database is not set up for sealing: run `./aegis setup` (or `manage.py migrate`), "
+                         "or pass --no-seal for result.json only")
+
+
+def _login_name() -> str:
+    # Under sudo the person is SUDO_USER, not root.
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _intent_run(opts: dict[str, Any], topology: Any, *, run_id: str, progress: Any) -> dict[str, Any]:
+    """Ask the site's LLM for a change and verify it like any other; input errors become InputError."""
+    from preflight.egress import EgressRefused
+    from preflight.llm.config import LLMConfigError, llm_config_from_settings
+    from preflight.llm.intent import IntentRejected
+    from preflight.llm.run import preflight_intent
+
+    try:
+        return preflight_intent(opts["lab_dir"], opts["intent"], config=llm_config_from_settings(),
+                                topology=topology, progress=progress, run_id=run_id,
+                                backend=opts["backend"], converge_timeout=opts["timeout"])
+    except IntentRejected as exc:
+        raise InputError(f"intent refused: {exc}") from None
+    except LLMConfigError as exc:
+        raise InputError(f"LLM not usable: {exc}") from None
+    except EgressRefused as exc:
+        raise InputError(f"egress refused: {exc}") from None
+
+
+def after_result_written(result: dict[str, Any], *, out_dir: Path, lab_dir: Path, change_path: Path | None,
+                         seal: bool = True, frameworks: list[str] | None = None,
+                         operator: str | None = None) -> dict[str, Any]:
+    """Seal the run beside result.json (bundle.json, report.pdf, ledger entry); return keys for --json.
+
+    The pipeline stays free of evidence/ imports; the command is the shell that joins them.
+    A sealing failure does not change the verdict: it is reported and the command exits 3.
     """
-    return {}
+    if not seal:
+        return {}
+    from evidence.services import SealError, run_seal
+
+    change_text = change_path.read_text(encoding="utf-8") if change_path is not None else None
+    try:
+        outcome = run_seal(result, lab_dir=lab_dir, change_text=change_text, out_dir=out_dir,
+                           frameworks=frameworks, operator=operator)
+    except SealError as exc:
+        return {"seal_error": str(exc)}
+    return {"seal_digest": outcome.digest, "bundle_path": str(outcome.bundle_path),
+            "pdf_path": str(outcome.pdf_path), "ledger_index": outcome.ledger_index}
 
 
 class _ProgressPrinter:
