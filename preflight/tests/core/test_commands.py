@@ -15,6 +15,16 @@ from .examples import LABS
 TRIANGLE = LABS / "triangle"
 CHANGES = TRIANGLE / "changes"
 
+# The command seals every run into the ledger (database) unless --no-seal.
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def private_evidence_home(settings, tmp_path):
+    """Site key and bundles of one test in its own folder, never the repository's var/."""
+    settings.AEGIS_HOME = tmp_path / "home"
+    settings.AEGIS_SITE_KEY_FILE = tmp_path / "home" / "keys" / "site_ed25519.pem"
+
 
 def preflight(*args, **kw):
     out, err = io.StringIO(), io.StringIO()
@@ -36,6 +46,43 @@ def test_exit_code_per_verdict_and_result_json_written(tmp_path, name, code, ver
     assert ".. spawn" in out and "ok teardown" in out  # each step shown as it runs
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["verdict"] == verdict
+    # every verdict is sealed beside the result: the bundle names the same run and verdict
+    bundle = json.loads((tmp_path / "run" / "bundle.json").read_text())
+    assert (tmp_path / "run" / "report.pdf").read_bytes().startswith(b"%PDF")
+    assert bundle["digest"].startswith("sha256:") and f"sealed: {bundle['digest']}" in out
+
+
+def test_sealed_bundle_verifies_and_no_seal_writes_result_only(tmp_path):
+    rc, out, _ = preflight(str(TRIANGLE), "--change", str(CHANGES / "ship_ready.yml"), "--backend", "simulator",
+                           "--out", str(tmp_path / "sealed"))
+    assert rc == 0
+    verify_out = io.StringIO()
+    try:
+        call_command("verify_bundle", str(tmp_path / "sealed" / "bundle.json"), stdout=verify_out)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 0 and "VERIFIED" in verify_out.getvalue(), verify_out.getvalue()
+    rc, out, _ = preflight(str(TRIANGLE), "--change", str(CHANGES / "ship_ready.yml"), "--backend", "simulator",
+                           "--out", str(tmp_path / "plain"), "--no-seal")
+    assert rc == 0 and "sealed:" not in out
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["result.json"]
+
+
+def test_intent_without_an_llm_is_an_input_error_and_spawns_nothing(tmp_path, settings):
+    settings.AEGIS_LLM_URL = ""
+    settings.AEGIS_LLM_GGUF = ""
+    rc, _, err = preflight(str(TRIANGLE), "--intent", "announce 203.0.113.0/24 from r3", "--backend", "simulator",
+                           "--out", str(tmp_path / "run"))
+    assert rc == 2
+    assert "no LLM is configured" in err and "nothing was spawned" in err
+    assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_unknown_framework_is_an_input_error(tmp_path):
+    rc, _, err = preflight(str(TRIANGLE), "--change", str(CHANGES / "ship_ready.yml"), "--backend", "simulator",
+                           "--frameworks", "nist-800-53r5,sox", "--out", str(tmp_path / "run"))
+    assert rc == 2 and "unknown framework sox" in err
 
 
 def test_json_prints_one_object(tmp_path):
@@ -48,10 +95,10 @@ def test_json_prints_one_object(tmp_path):
 
 
 def test_default_out_is_a_new_folder_under_runs(tmp_path, settings):
-    settings.AEGIS_RUNS_DIR = tmp_path
+    settings.AEGIS_RUNS_DIR = tmp_path / "runs"
     rc, out, _ = preflight(str(TRIANGLE), "--change", str(CHANGES / "ship_ready.yml"), "--backend", "simulator")
     assert rc == 0
-    [folder] = list(tmp_path.iterdir())
+    [folder] = list((tmp_path / "runs").iterdir())
     assert (folder / "result.json").is_file() and str(folder / "result.json") in out
 
 

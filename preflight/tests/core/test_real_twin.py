@@ -39,7 +39,7 @@ class Seen:
 
 
 @pytest.mark.parametrize("ex", EXAMPLES, ids=[e.id for e in EXAMPLES])
-def test_example_change_on_the_real_twin(ex, tmp_path):
+def test_example_change_on_the_real_twin(ex, tmp_path, request):
     from preflight.twin.topology import load_lab
 
     topology = load_lab(ex.lab)
@@ -52,7 +52,12 @@ def test_example_change_on_the_real_twin(ex, tmp_path):
     result = None
     try:
         if ex.id == "triangle/ship_ready":
-            result = _readme_demo(ex, tmp_path)  # the README's demo command, through the CLI
+            # The README's demo command, through the CLI; it seals into the ledger (database).
+            request.getfixturevalue("db")
+            settings = request.getfixturevalue("settings")
+            settings.AEGIS_HOME = tmp_path / "home"
+            settings.AEGIS_SITE_KEY_FILE = tmp_path / "home" / "keys" / "site_ed25519.pem"
+            result = _readme_demo(ex, tmp_path)
         else:
             result = run_preflight(ex.lab, change_load(text, topology), backend="netns", progress=seen)
         codes = [r["code"] for r in result["reasons"]]
@@ -81,4 +86,7 @@ def _readme_demo(ex, out_dir):
     result = json.loads((out_dir / "result.json").read_text())
     assert exit_.value.code == 0, out.getvalue()
     assert "verdict: ship_ready" in out.getvalue() and "rollback (verified)" in out.getvalue()
+    bundle = json.loads((out_dir / "bundle.json").read_text())
+    assert f"sealed: {bundle['digest']}" in out.getvalue()
+    assert (out_dir / "report.pdf").read_bytes().startswith(b"%PDF")
     return result
