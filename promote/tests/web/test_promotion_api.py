@@ -223,3 +223,12 @@ def test_the_cli_names_what_to_fix(tmp_path, inventory, capsys):
             call_command("promote", *args, "--inventory", str(inventory))
         assert ended.value.code == 2 and needle in capsys.readouterr().err
     assert PromotionRecord.objects.count() == 0
+
+
+def test_the_bundle_may_be_given_as_the_examiner_pdf(approved):
+    from pathlib import Path
+
+    from promote.services import bundle_read
+
+    run, _, bundle = approved
+    assert bundle_read(Path(run.pdf_path).read_bytes()) == json.loads(bundle.bundle_json)
