@@ -206,12 +206,17 @@ def approver_signing_key(user: Any) -> Any:
     row = ApprovalSigningKey.objects.select_for_update().filter(user=user).first()
     key, blob = approver_key_for(username, site_kek(), row.private_key_encrypted if row else None)
     if row is None:
-        ApprovalSigningKey.objects.create(
-            user=user,
-            keyid=key.keyid,
-            public_key_pem=key.public_pem(),
-            private_key_encrypted=blob,
-        )
+        try:
+            with transaction.atomic():  # savepoint: a concurrent first decision may have made one
+                ApprovalSigningKey.objects.create(
+                    user=user,
+                    keyid=key.keyid,
+                    public_key_pem=key.public_pem(),
+                    private_key_encrypted=blob,
+                )
+        except IntegrityError:
+            row = ApprovalSigningKey.objects.get(user=user)
+            key, _ = approver_key_for(username, site_kek(), row.private_key_encrypted)
     return key
 
 

@@ -232,3 +232,17 @@ def test_the_bundle_may_be_given_as_the_examiner_pdf(approved):
 
     run, _, bundle = approved
     assert bundle_read(Path(run.pdf_path).read_bytes()) == json.loads(bundle.bundle_json)
+
+
+def test_an_approval_is_spent_once_all_or_none(db):
+    from django.db import IntegrityError
+
+    from promote.models import UsedApprovalToken
+    from promote.services import _consume
+
+    _consume(["a" * 32], bundle_digest="sha256:" + "0" * 64, actor_name="olivia")
+    # a second promotion presenting the same token plus a fresh one: refused, and the fresh one
+    # is not marked used either (one transaction)
+    with pytest.raises(IntegrityError):
+        _consume(["b" * 32, "a" * 32], bundle_digest="sha256:" + "0" * 64, actor_name="oscar")
+    assert list(UsedApprovalToken.objects.values_list("jti", "used_by")) == [("a" * 32, "olivia")]
