@@ -38,11 +38,21 @@ def promotion_panel(context: dict[str, Any], run_id: str) -> dict[str, Any]:
     promotable = (
         bundle is not None and bundle.tier == "real" and bundle.verdict in ("ship_ready", "needs_approval")
     )
+    waiting = ""
+    if promotable and bundle.verdict == "needs_approval":
+        from preflight.models import PreflightRun
+        from preflight.selectors import run_approval_state
+
+        run = PreflightRun.objects.filter(run_id=run_id).select_related("change__operator").first()
+        state = run_approval_state(run) if run is not None else "pending"
+        if state != "approved":
+            waiting = state  # pending | rejected
     return {
         "request": request,
         "csrf_token": context.get("csrf_token"),
         "bundle": bundle,
         "promotions": promotions_for_run(run_id) if bundle is not None else [],
-        "can_promote": promotable and refusal is None,
+        "can_promote": promotable and not waiting and refusal is None,
+        "waiting": waiting,
         "not_promotable": bundle is not None and not promotable,
     }

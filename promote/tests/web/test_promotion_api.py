@@ -246,3 +246,24 @@ def test_an_approval_is_spent_once_all_or_none(db):
     with pytest.raises(IntegrityError):
         _consume(["b" * 32, "a" * 32], bundle_digest="sha256:" + "0" * 64, actor_name="oscar")
     assert list(UsedApprovalToken.objects.values_list("jti", "used_by")) == [("a" * 32, "olivia")]
+
+
+def test_the_button_shows_for_a_real_approved_bundle_to_who_may_promote(
+    approved, operator, operator2, auditor, submit
+):
+    from django.test import Client
+
+    run, _, bundle = approved
+    # the catalogue row's tier (not the sealed bundle) drives the courtesy button
+    Bundle.objects.filter(pk=bundle.pk).update(tier="real")
+    web = Client()
+    web.force_login(operator)
+    assert 'id="promote-dry-run"' in web.get(f"/preflight/runs/{run.run_id}/").content.decode()
+    web.force_login(auditor)
+    assert 'id="promote-dry-run"' not in web.get(f"/evidence/bundles/{bundle.pk}/").content.decode()
+    # a real bundle still waiting for its approval: no button, and why
+    pending = submit(operator, NEEDS_APPROVAL)
+    Bundle.objects.filter(run_id=pending.run_id).update(tier="real")
+    web.force_login(operator)
+    page = web.get(f"/preflight/runs/{pending.run_id}/").content.decode()
+    assert 'id="promote-dry-run"' not in page and 'id="promote-waiting"' in page
