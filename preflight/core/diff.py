@@ -15,7 +15,10 @@ from typing import Any
 
 from preflight.core.change import ALL_NODES
 
-LOSS_KINDS = ("route_removed", "session_lost", "adjacency_lost", "reachability_lost")
+# A route that now ends in a blackhole (Null0, reject, unreachable) drops the traffic it carried,
+# so an undeclared one is a loss like a removed route, not merely a change.
+LOSS_KINDS = ("route_removed", "route_blackholed", "session_lost", "adjacency_lost", "reachability_lost")
+BLACKHOLE_HOPS = frozenset({"blackhole", "null0", "reject", "unreachable"})
 
 
 def snapshot_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -102,8 +105,10 @@ def diff_items(diff: dict[str, Any]) -> list[dict[str, Any]]:
             items.append(_item("route_removed", node, r["prefix"], f"{node} lost route {r['prefix']} "
                                                                      f"({r.get('protocol')})"))
         for r in entry["routes_changed"]:
-            items.append(_item("route_changed", node, r["prefix"],
-                               f"{node} route {r['prefix']} changed: {_brief(r['before'])} -> {_brief(r['after'])}"))
+            kind = "route_blackholed" if _blackholed(r["before"], r["after"]) else "route_changed"
+            what = "now drops traffic" if kind == "route_blackholed" else "changed"
+            items.append(_item(kind, node, r["prefix"],
+                               f"{node} route {r['prefix']} {what}: {_brief(r['before'])} -> {_brief(r['after'])}"))
         for s in entry["sessions_lost"]:
             items.append(_item("session_lost", node, s["peer"],
                                f"{node} lost BGP session to {s['peer']} ({s['before']} -> {s['after']})"))
@@ -119,6 +124,15 @@ def diff_items(diff: dict[str, Any]) -> list[dict[str, Any]]:
     for pair in diff["reachability_gained"]:
         items.append(_item("reachability_gained", _pair_src(pair), pair, f"reachability gained: {pair}"))
     return items
+
+
+def _is_blackhole(route: dict[str, Any]) -> bool:
+    hops = [str(h).split("@", 1)[0].lower() for h in route.get("nexthops") or []]
+    return bool(hops) and all(h in BLACKHOLE_HOPS for h in hops)
+
+
+def _blackholed(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    return _is_blackhole(after) and not _is_blackhole(before)
 
 
 def _brief(route: dict[str, Any]) -> str:
@@ -161,6 +175,9 @@ def _declared(item: dict[str, Any], expect: dict[str, Any]) -> bool:
         return key in _node_prefixes(expect, "prefixes_removed", node)
     if kind == "route_changed":
         return key in _node_prefixes(expect, "prefixes_changed", node)
+    if kind == "route_blackholed":
+        return key in (_node_prefixes(expect, "prefixes_changed", node)
+                       + _node_prefixes(expect, "prefixes_removed", node))
     if kind in ("session_lost", "adjacency_lost"):
         return _session_declared(expect.get("sessions_removed") or [], node, key)
     if kind in ("session_gained", "adjacency_gained"):

@@ -402,7 +402,7 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         state["classification"] = diff_classify(d, change["expect"])
 
     run.step("diff", do_diff)
-    codes = {"route_removed": "PREFIX_LOST", "session_lost": "SESSION_LOST", "adjacency_lost": "ADJACENCY_LOST",
+    codes = {"route_removed": "PREFIX_LOST", "route_blackholed": "PREFIX_BLACKHOLED", "session_lost": "SESSION_LOST", "adjacency_lost": "ADJACENCY_LOST",
              "reachability_lost": "REACHABILITY_LOST"}
     for item in state["classification"]["undeclared"]:
         if item["loss"]:

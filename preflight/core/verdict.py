@@ -1,8 +1,9 @@
 """Verdict rules: blocked | needs_approval | ship_ready, each with its reasons.
 
 blocked        any blocking reason (static error, rejected line, twin did not settle, a session /
-               adjacency / prefix / reachability lost that `expect` did not declare, invariant
-               violated, rollback did not restore the baseline, any step failed)
+               adjacency / prefix / reachability lost or a route turned into a blackhole that
+               `expect` did not declare, invariant violated, rollback did not restore the
+               baseline, any step failed)
 needs_approval no blocking reason, risk tier medium or high
 ship_ready     no blocking reason, risk tier low
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 BLOCKING_CODES = frozenset({
     "STATIC_ERROR", "APPLY_REJECTED", "SPAWN_FAILED", "BASELINE_NOT_CONVERGED", "CHANGE_NOT_CONVERGED",
-    "ROLLBACK_NOT_CONVERGED", "SESSION_LOST", "ADJACENCY_LOST", "PREFIX_LOST", "REACHABILITY_LOST",
+    "ROLLBACK_NOT_CONVERGED", "SESSION_LOST", "ADJACENCY_LOST", "PREFIX_LOST", "PREFIX_BLACKHOLED",
+    "REACHABILITY_LOST",
     "INVARIANT_VIOLATED", "ROLLBACK_NOT_VERIFIED", "STEP_FAILED", "TEARDOWN_FAILED", "TWIN_INCOMPLETE",
     "BASELINE_INVARIANT_VIOLATED",
 })

@@ -122,3 +122,28 @@ def test_ospf_adjacency_declared_by_bare_neighbor_id():
     c = diff_classify(snapshot_diff(S0, s1),
                       {**EMPTY_EXPECT, "sessions_removed": [{"node": "r1", "peer": "10.255.0.2@eth1"}]})
     assert c["undeclared"] == [] and [i["kind"] for i in c["intended"]] == ["adjacency_lost"]
+
+
+@pytest.mark.parametrize("after_hops, kind, blocking", [
+    (["blackhole"], "route_blackholed", True),       # the netns twin's name for Null0 / reject
+    (["Null0"], "route_blackholed", True),           # the simulator's
+    (["10.0.12.1@eth1"], "route_changed", False),    # a new next hop still forwards
+])
+def test_an_undeclared_route_turned_blackhole_is_a_loss(after_hops, kind, blocking):
+    # given r1's customer route now points at a blackhole (a proposal that "advertises" by Null0)
+    s1 = copy.deepcopy(S0)
+    s1["nodes"]["r1"]["routes"]["192.0.2.0/24"] = {"protocol": "static", "distance": 1, "metric": 0,
+                                                   "nexthops": after_hops}
+    # when the diff is classified with nothing declared
+    [item] = diff_classify(snapshot_diff(S0, s1), EMPTY_EXPECT)["undeclared"]
+    # then a blackhole is a loss (blocks), a plain change is not
+    assert item["kind"] == kind and item["loss"] is blocking
+
+
+def test_a_declared_blackhole_is_intended():
+    s1 = copy.deepcopy(S0)
+    s1["nodes"]["r1"]["routes"]["192.0.2.0/24"] = {"protocol": "static", "distance": 1, "metric": 0,
+                                                   "nexthops": ["blackhole"]}
+    expect = {**EMPTY_EXPECT, "prefixes_removed": {"r1": ["192.0.2.0/24"]}}
+    c = diff_classify(snapshot_diff(S0, s1), expect)
+    assert c["undeclared"] == [] and [i["kind"] for i in c["intended"]] == ["route_blackholed"]
