@@ -199,6 +199,11 @@ AEGIS_LLM_MODEL = env_str("AEGIS_LLM_MODEL", "qwen3")
 AEGIS_LLM_API_KEY = env_str("AEGIS_LLM_API_KEY", "")
 AEGIS_LLM_API_KEY_FILE = env_str("AEGIS_LLM_API_KEY_FILE", "")
 AEGIS_LLM_GGUF = env_str("AEGIS_LLM_GGUF", "")
+# For an external server: the weights' sha256 to record in provenance (llm_serve prints it).
+AEGIS_LLM_WEIGHTS_SHA256 = env_str("AEGIS_LLM_WEIGHTS_SHA256", "")
+AEGIS_LLM_TIMEOUT_S = env_str("AEGIS_LLM_TIMEOUT_S", "")  # empty: the client's default
+AEGIS_LLM_MAX_TOKENS = env_str("AEGIS_LLM_MAX_TOKENS", "")  # empty: the client's default
+AEGIS_LLM_THREADS = env_str("AEGIS_LLM_THREADS", "")  # embedded server threads; empty: its default
 
 # Egress: the only networks AEGIS may open a connection to.
 AEGIS_EGRESS_ALLOW = env_list(

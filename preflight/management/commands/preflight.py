@@ -234,7 +234,7 @@ def _intent_run(opts: dict[str, Any], topology: Any, *, run_id: str, progress: A
     except LLMConfigError as exc:
         raise InputError(f"LLM not usable: {exc}") from None
     except EgressRefused as exc:
-        raise InputError(f"egress refused: {exc}") from None
+        raise InputError(str(exc)) from None
 
 
 def after_result_written(result: dict[str, Any], *, out_dir: Path, lab_dir: Path, change_path: Path | None,
