@@ -91,6 +91,9 @@ class SimulatedTwin:
         self.crashed: set[str] = set()
         self.teardown_calls = 0
         self.converge_calls = 0
+        # Which settling this is follows what happened, not how often converge was called:
+        # the pipeline may settle the baseline more than once (second looks).
+        self.phase = "baseline"
         self.fired: list[str] = []
         self._ifaces: dict[str, set[str]] = {n: {"lo"} for n in topology.nodes}
         for link in topology.links:
@@ -110,7 +113,7 @@ class SimulatedTwin:
     # -- protocol -------------------------------------------------------------------------
     def converge(self, timeout: float, stable_for: float = 3.0) -> ConvergeResult:
         self._maybe_raise("converge")
-        phase = CONVERGE_PHASES[min(self.converge_calls, len(CONVERGE_PHASES) - 1)]
+        phase = self.phase
         self.converge_calls += 1
         if self.faults.get("converge_timeout") == phase:
             self.fired.append(f"converge_timeout:{phase}")
@@ -138,6 +141,7 @@ class SimulatedTwin:
         return cached
 
     def apply(self, node: str, lines: str) -> ApplyResult:
+        self.phase = "change"
         self._maybe_raise("apply")
         if node not in self.configs:
             raise TwinError(f"no router {node} in this twin")
@@ -188,6 +192,8 @@ class SimulatedTwin:
         return self.configs[node]
 
     def reload_config(self, node: str, config: str, test_only: bool = False) -> ReloadResult:
+        if not test_only:
+            self.phase = "rollback"
         self._maybe_raise("reload_config")
         current = _config_lines(self.configs[node])
         target = _config_lines(config)

@@ -201,14 +201,14 @@ NOT_ROOT = ("the netns backend needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN) to 
 def _database_ready_check() -> None:
     """Sealing appends to the ledger in the database: refuse before the run if it is not set up."""
     from django.db import DatabaseError, connection
-    from django.db.migrations.executor import MigrationExecutor
+
+    from evidence.models import Bundle, LedgerEntry
 
     try:
-        executor = MigrationExecutor(connection)
-        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        tables = set(connection.introspection.table_names())
     except DatabaseError as exc:
         raise InputError(f"the database is not reachable ({exc}); check DATABASE_URL") from None
-    if pending:
+    if not {LedgerEntry._meta.db_table, Bundle._meta.db_table} <= tables:
         raise InputError("the database is not set up for sealing: run `./aegis setup` (or `manage.py migrate`), "
                          "or pass --no-seal for result.json only")
 
