@@ -97,8 +97,16 @@ def bundle_detail(request: HttpRequest, bundle_id: str) -> HttpResponse:
 
 @login_required
 def bundle_download(request: HttpRequest, bundle_id: str, kind: str) -> HttpResponse:
-    bundle = bundles.access_bundle(request.user, bundle_id)
-    audit_record(actor=request.user, action=f"bundle.download_{kind}", target=f"bundle:{bundle.pk}")
+    return bundle_download_response(request.user, bundle_id, kind)
+
+
+def bundle_download_response(user: object, bundle_id: str, kind: str) -> HttpResponse:
+    """The sealed bundle JSON (exact sealed bytes) or the examiner PDF as an attachment, audited.
+
+    Shared by the page and the API; access is checked here (404 unknown, 403 not allowed).
+    """
+    bundle = bundles.access_bundle(user, bundle_id)
+    audit_record(actor=user, action=f"bundle.download_{kind}", target=f"bundle:{bundle.pk}")
     if kind == "json":
         response = HttpResponse(bundle.bundle_json.encode("ascii"), content_type="application/json")
         response["Content-Disposition"] = f'attachment; filename="aegis-bundle-{bundle.run_id}.json"'

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from evidence.api import bundles
 from evidence.api.serializers import BundleSerializer, BundleVerifySerializer
-from evidence.views import filters_from
+from evidence.views import bundle_download_response, filters_from
 from preflight.api.views import AegisAPIView
 from preflight.selectors import actor_of
 from preflight.services import audit_record
@@ -60,15 +60,7 @@ class BundleDownloadView(AegisAPIView):
         summary="Download the sealed bundle JSON (exact sealed bytes) or the examiner PDF",
     )
     def get(self, request: Request, bundle_id: str, kind: str) -> HttpResponse:
-        bundle = bundles.access_bundle(request.user, bundle_id)
-        audit_record(actor=request.user, action=f"bundle.download_{kind}", target=f"bundle:{bundle.pk}")
-        if kind == "json":
-            response = HttpResponse(bundle.bundle_json.encode("ascii"), content_type="application/json")
-            response["Content-Disposition"] = f'attachment; filename="aegis-bundle-{bundle.run_id}.json"'
-        else:
-            response = HttpResponse(bundles.bundle_pdf_bytes(bundle), content_type="application/pdf")
-            response["Content-Disposition"] = f'attachment; filename="aegis-report-{bundle.run_id}.pdf"'
-        return response
+        return bundle_download_response(request.user, bundle_id, kind)
 
 
 class BundleVerifyView(AegisAPIView):
