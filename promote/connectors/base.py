@@ -12,7 +12,7 @@ outside the site's allowed networks is refused before a socket opens.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 
 class ConnectorError(RuntimeError):
@@ -171,3 +171,28 @@ class Connector(Protocol):
     def __enter__(self) -> Connector: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class NetmikoSession:
+    """The session lifecycle every netmiko connector shares: `open()` sets `_conn`;
+    `close()` drops it (whatever the device says); usable as a context manager."""
+
+    _conn: Any = None
+
+    def open(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.disconnect()
+            except Exception:  # noqa: BLE001, S110 - the session is being dropped either way
+                pass
+            finally:
+                self._conn = None
+
+    def __enter__(self) -> Self:
+        return self.open() if self._conn is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

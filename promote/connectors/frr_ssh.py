@@ -27,7 +27,7 @@ import shlex
 import uuid
 from typing import Any
 
-from promote.connectors.base import ApplyResult, ConnectorError, DeviceSpec, DryRunResult
+from promote.connectors.base import ApplyResult, ConnectorError, DeviceSpec, DryRunResult, NetmikoSession
 
 FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
 # vtysh prints these for lines it refuses; they mean the step failed even when rc is 0.
@@ -118,7 +118,7 @@ def _json_of(output: str) -> dict[str, Any]:
     return json.loads(output[start:])
 
 
-class FrrSshConnector:
+class FrrSshConnector(NetmikoSession):
     """One SSH session to an FRR router. See the module docstring."""
 
     platform = "frr"
@@ -190,21 +190,6 @@ class FrrSshConnector:
         except Exception as exc:  # paramiko raises its own types (e.g. BadHostKeyException)
             raise ConnectorError(f"{self.spec.name}: SSH to {where} failed: {exc}") from exc
         return self
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.disconnect()
-            except Exception:  # noqa: BLE001, S110 - the session is being dropped either way
-                pass
-            finally:
-                self._conn = None
-
-    def __enter__(self) -> FrrSshConnector:
-        return self.open() if self._conn is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _sh(self, command: str, *, timeout: float = 60.0, record: bool = True) -> tuple[int, str]:
         """Run a shell command on the router; return (exit status, output)."""

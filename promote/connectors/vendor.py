@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from promote.connectors.base import ConnectorError, DeviceSpec, DryRunResult, NotSupportedHere
+from promote.connectors.base import ConnectorError, DeviceSpec, DryRunResult, NetmikoSession, NotSupportedHere
 
 # netmiko device types per platform
 DEVICE_TYPES = {"cisco_ios": "cisco_ios", "arista_eos": "arista_eos", "juniper_junos": "juniper_junos"}
@@ -128,7 +128,7 @@ def ios_archive_delta(diff: str) -> tuple[list[str], list[str]]:
     return delete, add
 
 
-class VendorDryRunConnector:
+class VendorDryRunConnector(NetmikoSession):
     """netmiko dry-run driver for one vendor platform. CANNOT RUN HERE (no devices)."""
 
     def __init__(self, spec: DeviceSpec) -> None:
@@ -165,21 +165,6 @@ class VendorDryRunConnector:
                 f"{self.spec.name}: SSH to {self.spec.host}:{self.spec.port} failed: {exc}"
             ) from exc
         return self
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.disconnect()
-            except Exception:  # noqa: BLE001, S110 - the session is being dropped either way
-                pass
-            finally:
-                self._conn = None
-
-    def __enter__(self) -> VendorDryRunConnector:
-        return self.open() if self._conn is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def running_config(self) -> str:
         command = "show configuration" if self.platform == "juniper_junos" else "show running-config"
