@@ -122,19 +122,12 @@ def access_promotion(user: Any, record_id: Any) -> Any:
 def access_bundle_to_promote(user: Any, bundle_id: Any) -> Any:
     """The sealed bundle row if the user may start its promotion (operator of the change or approver)."""
     from django.core.exceptions import PermissionDenied
-    from django.http import Http404
 
-    from evidence.models import Bundle
+    from evidence.api.bundles import bundle_or_404
     from preflight.selectors import actor_of
     from promote.core.policy import promote_refusal
 
-    try:
-        pk = int(bundle_id)
-    except (TypeError, ValueError):
-        raise Http404("No such bundle.") from None
-    bundle = Bundle.objects.filter(pk=pk).first()
-    if bundle is None:
-        raise Http404("No such bundle.")
+    bundle = bundle_or_404(bundle_id)
     actor = actor_of(user)
     refusal = promote_refusal(
         username=actor.username if actor.is_authenticated else "",

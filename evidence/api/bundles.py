@@ -70,8 +70,8 @@ def bundle_facets(user: Any) -> dict[str, list[str]]:
     }
 
 
-def access_bundle(user: Any, bundle_id: Any) -> Bundle:
-    """One bundle, if the user may see it. Http404 when unknown, PermissionDenied when not allowed."""
+def bundle_or_404(bundle_id: Any) -> Bundle:
+    """The bundle row for an id from a URL; Http404 for an unknown or malformed id (no access check)."""
     try:
         pk = int(bundle_id)
     except (TypeError, ValueError):
@@ -79,6 +79,12 @@ def access_bundle(user: Any, bundle_id: Any) -> Bundle:
     bundle = Bundle.objects.filter(pk=pk).first()
     if bundle is None:
         raise Http404("No such bundle.")
+    return bundle
+
+
+def access_bundle(user: Any, bundle_id: Any) -> Bundle:
+    """One bundle, if the user may see it. Http404 when unknown, PermissionDenied when not allowed."""
+    bundle = bundle_or_404(bundle_id)
     if not policy.can_view_bundle(actor_of(user), bundle_operator=bundle.operator_username):
         raise PermissionDenied("Only auditors and the operator of the run see this bundle.")
     return bundle
