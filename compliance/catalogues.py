@@ -89,15 +89,20 @@ def _need_str(value: Any, where: str, name: str, *, one_line: bool = True) -> st
     return value.strip()
 
 
-def catalogue_load(path: str | Path) -> Framework:
-    """Read and validate one framework file; raise CatalogueError naming the file and entry."""
-    path = Path(path)
+def yaml_file_load(path: Path) -> Any:
+    """A compliance data file as YAML (safe loader); CatalogueError naming the file when it is not."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CatalogueError(f"{path}: cannot read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise CatalogueError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def catalogue_load(path: str | Path) -> Framework:
+    """Read and validate one framework file; raise CatalogueError naming the file and entry."""
+    path = Path(path)
+    data = yaml_file_load(path)
     if not isinstance(data, dict):
         raise CatalogueError(f"{path}: must be a mapping with id, title, version, source, controls")
     unknown = set(data) - _FRAMEWORK_KEYS

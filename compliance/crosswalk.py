@@ -29,9 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from compliance.catalogues import DATA_DIR, CatalogueError, catalogues_load, frameworks_check
+from compliance.catalogues import DATA_DIR, CatalogueError, catalogues_load, frameworks_check, yaml_file_load
 from promote.core.policy import DEFAULT_HIGH_RISK_APPROVERS, approvals_required
 
 SATISFIED = "satisfied"
@@ -544,12 +542,7 @@ RULES: dict[str, Rule] = {
 def crosswalk_load(path: str | Path = CROSSWALK_FILE) -> tuple[Artifact, ...]:
     """Read and validate the artifact -> controls mapping against the catalogues and the rules."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CatalogueError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise CatalogueError(f"{path}: not valid YAML: {exc}") from exc
+    data = yaml_file_load(path)
     if not isinstance(data, dict) or not isinstance(data.get("artifacts"), list):
         raise CatalogueError(f"{path}: must be a mapping with an `artifacts` list")
     catalogues = catalogues_load()
