@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from preflight.twin.base import TopologyError, TwinError  # noqa: E402
-from preflight.twin.labcheck import lab_check  # noqa: E402
+from twin.base import TopologyError, TwinError  # noqa: E402
+from twin.labcheck import lab_check  # noqa: E402
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from preflight.llm.config import LLMConfig  # noqa: E402
 from preflight.llm.propose import propose_change  # noqa: E402
 from preflight.llm.server import embedded_stop_all, embedded_url  # noqa: E402
-from preflight.twin.topology import load_lab  # noqa: E402
+from twin.topology import load_lab  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

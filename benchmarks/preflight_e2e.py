@@ -3,7 +3,7 @@
     sudo .venv/bin/python benchmarks/preflight_e2e.py [--sizes triangle,10,50,100] [--markdown]
 
 For each lab (the bundled `triangle`, and leaf-spine eBGP fabrics of N routers generated with
-`preflight.twin.fabricgen`: 2 spines up to 50 nodes, 4 above) it runs, one after the other:
+`twin.fabricgen`: 2 spines up to 50 nodes, 4 above) it runs, one after the other:
 
 * raw: `NetnsBackend.spawn` + `converge` (wall time until converge() returned) + teardown;
 * pipeline: `run_preflight` with a clean, declared change (the last leaf, or r3, announces a
@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from preflight.core.change import change_from_parts  # noqa: E402
 from preflight.core.pipeline import STEPS, run_preflight  # noqa: E402
-from preflight.twin.fabricgen import fabric_write  # noqa: E402
-from preflight.twin.netns import NetnsBackend  # noqa: E402
-from preflight.twin.topology import load_lab  # noqa: E402
+from twin.fabricgen import fabric_write  # noqa: E402
+from twin.netns import NetnsBackend  # noqa: E402
+from twin.topology import load_lab  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHOWN_STEPS = ("static", "spawn", "converge_baseline", "snapshot_baseline", "apply", "converge_change",
@@ -47,7 +47,7 @@ def lab_for(size: str, tmp: Path) -> Path:
 def change_for(topology) -> dict:
     routers = topology.routers()
     node = "r3" if "r3" in routers else sorted(r for r in routers if r.startswith("leaf"))[-1]
-    from preflight.core.frrconf import config_model
+    from twin.frrconf import config_model
 
     asn = config_model(topology.nodes[node].frr_conf or "").bgp_asn
     text = (f"ip route 10.99.0.0/24 Null0\nrouter bgp {asn}\n address-family ipv4 unicast\n"

@@ -3,7 +3,7 @@
     sudo .venv/bin/python benchmarks/twin_scale.py [--sizes 10,50,100,200] [--stable-for 3]
 
 For each size N a leaf-spine eBGP fabric of N routers (2 spines up to 50 nodes, 4 above;
-`preflight.twin.fabricgen`) is brought up twice, one after the other:
+`twin.fabricgen`) is brought up twice, one after the other:
 
 * raw: plain `ip netns` + veths + FRR daemons (`-N <ns> -f /dev/null`, then
   `vtysh -N <ns> -f frr.conf`), no AEGIS code at all; converged = every router's kernel FIB
@@ -30,10 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from preflight.twin.fabricgen import fabric_write  # noqa: E402
-from preflight.twin.netns import NetnsBackend, _raise_neighbour_limits, mac_for  # noqa: E402
-from preflight.twin.reap import twin_runs  # noqa: E402
-from preflight.twin.topology import load_lab  # noqa: E402
+from twin.fabricgen import fabric_write  # noqa: E402
+from twin.netns import NetnsBackend, _raise_neighbour_limits, mac_for  # noqa: E402
+from twin.reap import twin_runs  # noqa: E402
+from twin.topology import load_lab  # noqa: E402
 
 FRR = "/usr/lib/frr"
 

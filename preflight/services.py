@@ -59,8 +59,8 @@ def lab_sync(*, labs_dir: Path | None = None) -> list[Lab]:
     A lab that does not load is skipped with a warning naming the file and field to fix.
     Admin-only (management command); no permission check here.
     """
-    from preflight.twin.base import TopologyError
-    from preflight.twin.topology import load_lab
+    from twin.base import TopologyError
+    from twin.topology import load_lab
 
     root = Path(labs_dir or settings.AEGIS_LABS_DIR)
     synced: list[Lab] = []
@@ -113,7 +113,7 @@ def _lab_invariants(folder: Path) -> list[Any]:
 
 
 def lab_topology(lab: Lab):
-    from preflight.twin.topology import load_lab
+    from twin.topology import load_lab
 
     return load_lab(lab_dir(lab))
 
@@ -172,7 +172,7 @@ def change_validate(
     """
     from preflight.core.change import ChangeError, change_from_parts
     from preflight.core.guards import GuardRejection, precheck
-    from preflight.twin.base import TopologyError
+    from twin.base import TopologyError
 
     try:
         topology = lab_topology(lab)
@@ -526,7 +526,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is already a sentence for the operator (bad input, not a bug)."""
     from preflight.core.change import ChangeError
     from preflight.core.guards import GuardRejection
-    from preflight.twin.base import TopologyError
+    from twin.base import TopologyError
 
     known: list[type[BaseException]] = [ChangeError, GuardRejection, TopologyError, RunAborted]
     try:

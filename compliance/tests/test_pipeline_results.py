@@ -43,7 +43,7 @@ def _state(rows, framework, control, artifact):
 
 def test_simulated_run_is_never_evidence_of_testing():
     from preflight.core.pipeline import run_preflight
-    from preflight.twin.simulator import SimulatorBackend
+    from twin.simulator import SimulatorBackend
 
     # given a clean change run on the seeded simulator
     result = run_preflight(LAB, _change({"r1": ANNOUNCE}), backend=SimulatorBackend(seed=1))
@@ -65,7 +65,7 @@ def test_simulated_run_is_never_evidence_of_testing():
 
 def test_static_error_blocks_and_the_crosswalk_says_why():
     from preflight.core.pipeline import run_preflight
-    from preflight.twin.simulator import SimulatorBackend
+    from twin.simulator import SimulatorBackend
 
     result = run_preflight(
         LAB, _change({"r1": "ip route 10.42.0.0/33 Null0\n"}), backend=SimulatorBackend(seed=1)

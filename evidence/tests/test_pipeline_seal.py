@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def preflight(backend: str, run_id: str) -> dict:
     from preflight.core.change import change_load
     from preflight.core.pipeline import run_preflight
-    from preflight.twin.topology import load_lab
+    from twin.topology import load_lab
 
     change = change_load((DATA / "change_add_static.yml").read_text(), load_lab(LAB))
     return run_preflight(LAB, change, backend=backend, run_id=run_id, converge_timeout=90)

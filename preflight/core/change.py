@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from preflight.twin.base import Topology
+from twin.base import Topology
 
 # Limits. A real change is a few dozen lines; these bound what a hostile or runaway
 # proposal can make the pipeline parse, dry-run and diff.

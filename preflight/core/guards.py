@@ -27,7 +27,7 @@ from preflight.core.change import (
     ChangeError,
     _device_check,
 )
-from preflight.twin.base import Topology
+from twin.base import Topology
 
 
 class GuardRejection(ValueError):

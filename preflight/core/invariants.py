@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from preflight.twin.base import Topology, TopologyError
+from twin.base import Topology, TopologyError
 
 INVARIANTS_FILE = "aegis.yml"
 KINDS: dict[str, tuple[str, ...]] = {

@@ -29,7 +29,7 @@ from preflight.core.invariants import INVARIANTS_FILE, invariants_evaluate, inva
 from preflight.core.risk import risk_assess
 from preflight.core.static import static_check
 from preflight.core.verdict import reason, verdict_decide
-from preflight.twin.base import Backend, Progress, Topology, no_progress
+from twin.base import Backend, Progress, Topology, no_progress
 
 RESULT_FORMAT = "aegis.preflight.result/v1"
 AEGIS_VERSION = "0.1.0"
@@ -124,13 +124,13 @@ def _backend_resolve(backend: str | Backend) -> Backend:
     if not isinstance(backend, str):
         return backend
     try:
-        from preflight.twin import get_backend
+        from twin import get_backend
     except ImportError:
         get_backend = None
     if get_backend is not None:
         return get_backend(backend)
     if backend == "simulator":
-        from preflight.twin.simulator import SimulatorBackend
+        from twin.simulator import SimulatorBackend
 
         return SimulatorBackend()
     raise ChangeError(f"backend {backend!r} is not available here")
@@ -204,7 +204,7 @@ def run_preflight(
     lab_dir = Path(lab_dir)
     # --- input: anything wrong here raises, and nothing has spawned ---------------------
     if topology is None:
-        from preflight.twin.topology import load_lab
+        from twin.topology import load_lab
 
         topology = load_lab(lab_dir)
     if lab_dir.is_file():  # a path to the .clab.yml itself: aegis.yml sits beside it

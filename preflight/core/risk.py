@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from preflight.twin.base import Topology
+from twin.base import Topology
 
 RUBRIC_VERSION = "risk-rubric/1"
 CRITICALITY_LABEL = "aegis.criticality"

@@ -17,7 +17,7 @@ import jsonschema
 
 from preflight.core.change import ChangeError, change_from_parts
 from preflight.core.guards import GuardRejection, precheck
-from preflight.twin.base import Topology
+from twin.base import Topology
 
 # A proposal is a handful of lines; these bound what a runaway model can make us parse.
 MAX_CONFIG_CHARS = 4000

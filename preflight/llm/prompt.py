@@ -15,7 +15,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from preflight.twin.base import Topology
+from twin.base import Topology
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 PROMPT_TEMPLATE = "propose-v1.txt"

@@ -23,7 +23,7 @@ from preflight.llm.client import LLMError, chat_complete, llm_endpoint_check
 from preflight.llm.config import LLMConfig, LLMConfigError, llm_config_from_settings
 from preflight.llm.intent import IntentRejected, intent_check
 from preflight.llm.prompt import PROMPT_TEMPLATE, prompt_build, prompt_template_load, prompt_text
-from preflight.twin.base import Topology
+from twin.base import Topology
 
 __all__ = ["IntentRejected", "LLMConfigError", "Proposal", "propose_change"]
 

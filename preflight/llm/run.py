@@ -19,7 +19,7 @@ from preflight.core.pipeline import AEGIS_VERSION, RESULT_FORMAT, lab_facts, run
 from preflight.egress import egress_record, egress_scope
 from preflight.llm.config import LLMConfig
 from preflight.llm.propose import Proposal, propose_change
-from preflight.twin.base import Progress, Topology, no_progress
+from twin.base import Progress, Topology, no_progress
 
 
 def preflight_intent(
@@ -39,7 +39,7 @@ def preflight_intent(
     """
     lab_dir = Path(lab_dir)
     if topology is None:
-        from preflight.twin.topology import load_lab
+        from twin.topology import load_lab
 
         topology = load_lab(lab_dir)
     run_id = run_id or run_id_new()

@@ -177,7 +177,7 @@ def test_allowed_request_connects_to_the_checked_address_and_is_recorded():
 def test_public_llm_url_is_refused_before_anything_runs(settings):
     # given AEGIS_LLM_URL pointing outside the perimeter
     from preflight.llm.propose import propose_change
-    from preflight.twin.topology import load_lab
+    from twin.topology import load_lab
 
     settings.AEGIS_LLM_URL = f"http://{PUBLIC}:8000/v1"
     topology = load_lab(REPO / "labs" / "triangle")
@@ -255,7 +255,7 @@ def _host_addresses() -> list[str]:
 
 def _twin_netns_available() -> bool:
     try:
-        from preflight.twin import get_backend
+        from twin import get_backend
 
         get_backend("netns")
     except Exception:
@@ -281,8 +281,8 @@ def test_twin_namespaces_have_no_route_to_the_host_network():
 
 def _check_real_twin(host_addresses: list[str]) -> None:
     # given the real triangle twin (FRR daemons in namespaces)
-    from preflight.twin import get_backend
-    from preflight.twin.topology import load_lab
+    from twin import get_backend
+    from twin.topology import load_lab
 
     twin = get_backend("netns").spawn(load_lab(REPO / "labs" / "triangle"), f"egress-{uuid.uuid4().hex[:8]}")
     try:

@@ -64,7 +64,7 @@ def reload_delta(output: str) -> tuple[list[str], list[str]]:
 def ip_route_json_normalize(data: dict[str, Any]) -> dict[str, Any]:
     """`show ip route json` -> {prefix: {protocol, distance, metric, nexthops}} of selected entries.
 
-    Same rules as the twin's snapshot (preflight/twin/base.py docstring): only selected
+    Same rules as the twin's snapshot (twin/base.py docstring): only selected
     entries, next hops as sorted "ip@iface" strings; volatile fields (uptime, ids) dropped.
     """
     routes: dict[str, Any] = {}

@@ -1,6 +1,6 @@
 """Post-implementation verification: does a device's state match what the twin predicted?
 
-Both sides are in the twin's per-node snapshot shape (preflight/twin/base.py): `routes`
+Both sides are in the twin's per-node snapshot shape (twin/base.py): `routes`
 (selected routes: protocol, distance, metric, sorted next hops) and `bgp` (per peer:
 state, remote AS). The twin's prediction is the result's `snapshots.after` for that node.
 

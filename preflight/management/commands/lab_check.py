@@ -12,8 +12,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from preflight.twin.base import TopologyError, TwinError
-from preflight.twin.labcheck import lab_check, lab_check_text
+from twin.base import TopologyError, TwinError
+from twin.labcheck import lab_check, lab_check_text
 
 
 class Command(BaseCommand):

@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from preflight.core.change import ChangeError, change_load
 from preflight.core.guards import GuardRejection
 from preflight.core.pipeline import run_id_new, run_preflight
-from preflight.twin.base import TopologyError
+from twin.base import TopologyError
 
 EXIT_CODES = {"ship_ready": 0, "needs_approval": 10, "blocked": 20}
 EXIT_INPUT_ERROR = 2
@@ -99,7 +99,7 @@ class Command(BaseCommand):
 
     # -- input --------------------------------------------------------------------------
     def _inputs(self, opts: dict[str, Any]) -> tuple[Any, dict[str, Any] | None, Path | None]:
-        from preflight.twin.topology import load_lab
+        from twin.topology import load_lab
 
         lab_dir = Path(opts["lab_dir"])
         if not lab_dir.exists():

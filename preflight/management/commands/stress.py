@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from preflight.core.stress import stress_run
-from preflight.twin.base import TopologyError
+from twin.base import TopologyError
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from preflight.twin.reap import twin_reap, twin_runs
+from twin.reap import twin_reap, twin_runs
 
 
 class Command(BaseCommand):

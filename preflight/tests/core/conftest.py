@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.twin.base import Endpoint, Link, Node, Topology
+from twin.base import Endpoint, Link, Node, Topology
 
 REPO = Path(__file__).resolve().parents[3]
 LABS = REPO / "labs"
@@ -70,7 +70,7 @@ def pair() -> Topology:
 
 @pytest.fixture(scope="session")
 def triangle():
-    from preflight.twin.topology import load_lab
+    from twin.topology import load_lab
 
     return load_lab(LABS / "triangle")
 

@@ -159,7 +159,7 @@ def test_stress_command_prints_counts_and_exits_0():
 def test_stress_checker_flags_what_it_must():
     # The checker itself must be able to fail: feed it outcomes that break each rule.
     from preflight.core.stress import StressReport, _check
-    from preflight.twin.simulator import SimulatorBackend
+    from twin.simulator import SimulatorBackend
 
     def outcome(category="valid", **kw):
         backend = SimulatorBackend()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from preflight.core.invariants import invariants_evaluate, invariants_load
-from preflight.twin.base import TopologyError
+from twin.base import TopologyError
 
 SNAP = {
     "nodes": {"r1": {"routes": {"192.0.2.0/24": {}}, "bgp": {"10.0.12.1": {"state": "Established"},

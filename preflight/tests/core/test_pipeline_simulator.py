@@ -8,7 +8,7 @@ from preflight.core.change import ChangeError, change_load
 from preflight.core.guards import GuardRejection
 from preflight.core.pipeline import STEPS, run_preflight
 from preflight.core.stress import fingerprint
-from preflight.twin.simulator import SimulatorBackend
+from twin.simulator import SimulatorBackend
 
 from .examples import LABS, examples
 

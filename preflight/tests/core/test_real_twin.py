@@ -42,7 +42,7 @@ class Seen:
 @pytest.mark.parametrize("ex", [pytest.param(e, id=e.id, marks=[pytest.mark.django_db] if e.id == "triangle/ship_ready"
                                              else []) for e in EXAMPLES])
 def test_example_change_on_the_real_twin(ex, tmp_path, request):
-    from preflight.twin.topology import load_lab
+    from twin.topology import load_lab
 
     topology = load_lab(ex.lab)
     text = ex.path.read_text()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from preflight.llm.answer import AnswerError, answer_schema, answer_to_change
-from preflight.twin.topology import load_lab
+from twin.topology import load_lab
 
 REPO = Path(__file__).resolve().parents[3]
 INTENT = "Advertise 198.51.100.0/24 from r3"

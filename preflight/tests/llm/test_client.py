@@ -20,7 +20,7 @@ import pytest
 from preflight.llm.client import LLMError, chat_complete, chat_url
 from preflight.llm.config import LLMConfig, LLMConfigError, api_key_read, llm_config_from_settings
 from preflight.llm.propose import propose_change
-from preflight.twin.topology import load_lab
+from twin.topology import load_lab
 
 REPO = Path(__file__).resolve().parents[3]
 GOOD = {

@@ -15,7 +15,7 @@ from preflight.llm.prompt import (
     prompt_template_load,
     prompt_text,
 )
-from preflight.twin.topology import load_lab
+from twin.topology import load_lab
 
 REPO = Path(__file__).resolve().parents[3]
 

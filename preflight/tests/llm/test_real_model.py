@@ -21,7 +21,7 @@ from preflight.llm.client import chat_complete
 from preflight.llm.prompt import prompt_template_load
 from preflight.llm.run import preflight_intent
 from preflight.llm.server import embedded_stop_all, embedded_url
-from preflight.twin.topology import load_lab
+from twin.topology import load_lab
 
 pytestmark = pytest.mark.llm
 

@@ -119,7 +119,7 @@ class SettledNetnsBackend:
     tier = "real"
 
     def __init__(self) -> None:
-        from preflight.twin.netns import NetnsBackend
+        from twin.netns import NetnsBackend
 
         self._backend = NetnsBackend()
 

@@ -3,7 +3,7 @@ The samples are FRR 8.4.4's own words from ../shared/corpus/README.md."""
 
 from __future__ import annotations
 
-from preflight.twin.loadlog import classify_vtysh_output
+from twin.loadlog import classify_vtysh_output
 
 CONFIG = """hostname r1
 interface r1-eth0
@@ -66,7 +66,7 @@ def test_command_incomplete_without_line_prefix_finds_its_line():
 
 def test_protocol_json_normalisers_use_frr_8_4_field_names():
     # shapes as FRR 8.4.4 prints them (trimmed)
-    from preflight.twin.netns import _bfd_peers, _ospf6_interfaces, _ospf_interfaces, _ospf_neighbors
+    from twin.netns import _bfd_peers, _ospf6_interfaces, _ospf_interfaces, _ospf_neighbors
     assert _ospf6_interfaces({"lo": {"status": "up"}, "r2-eth2": {"attachedToArea": True,
                                                                  "ospf6InterfaceState": "Waiting"}}) == {
         "r2-eth2": "Waiting"}

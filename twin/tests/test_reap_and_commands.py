@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from preflight.twin import runstate
-from preflight.twin.reap import twin_reap
-from preflight.twin.topology import load_lab
+from twin import runstate
+from twin.reap import twin_reap
+from twin.topology import load_lab
 
 from .conftest import LABS, REPO, leftovers_of, requires_netns
 
@@ -21,8 +21,8 @@ pytestmark = [requires_netns, pytest.mark.twin]
 
 CHILD = """
 import sys, time
-from preflight.twin.netns import NetnsBackend
-from preflight.twin.topology import load_lab
+from twin.netns import NetnsBackend
+from twin.topology import load_lab
 twin = NetnsBackend().spawn(load_lab(sys.argv[1]))
 pids = [p for p, _ in twin.state["holders"].values()] + [p for d in twin.state["daemons"].values() for p, _ in d.values()]
 print(twin.run_id, *pids, flush=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from preflight.twin.base import TopologyError
-from preflight.twin.topology import exec_refusal, load_lab
+from twin.base import TopologyError
+from twin.topology import exec_refusal, load_lab
 
 from .conftest import CORPUS, LABS
 
@@ -238,7 +238,7 @@ def test_every_corpus_case_loads():
 
 
 def test_bundled_fabric_is_the_generators_output_and_larger_fabrics_load(tmp_path):
-    from preflight.twin.fabricgen import fabric_files, fabric_write, main
+    from twin.fabricgen import fabric_files, fabric_write, main
 
     for rel, text in fabric_files(2, 4).items():
         assert (LABS / "fabric" / rel).read_text() == text, rel

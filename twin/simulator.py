@@ -27,8 +27,8 @@ import random
 from functools import lru_cache
 from typing import Any
 
-from preflight.core.frrconf import FrrConfig, config_model
-from preflight.twin.base import (
+from twin.frrconf import FrrConfig, config_model
+from twin.base import (
     ApplyResult,
     ConvergeResult,
     Progress,

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from preflight.twin import get_backend, runstate
-from preflight.twin.base import Endpoint, Link, TwinError
-from preflight.twin.topology import load_lab
+from twin import get_backend, runstate
+from twin.base import Endpoint, Link, TwinError
+from twin.topology import load_lab
 
 from .conftest import LABS, requires_netns
 
@@ -56,7 +56,7 @@ def test_netns_backend_as_an_unprivileged_user_says_what_to_do():
     from .conftest import REPO
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) not installed")
-    code = ("from preflight.twin import get_backend\nfrom preflight.twin.base import TwinError\n"
+    code = ("from twin import get_backend\nfrom twin.base import TwinError\n"
             "try:\n    get_backend('netns')\nexcept TwinError as e:\n    print('TwinError:', e)\n")
     out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env",
                           f"PYTHONPATH={REPO}", "/usr/bin/python3", "-c", code],

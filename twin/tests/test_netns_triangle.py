@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from preflight.twin.base import TwinError
-from preflight.twin.netns import mac_for
+from twin.base import TwinError
+from twin.netns import mac_for
 
 from .conftest import requires_netns
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from preflight.twin import runstate
-from preflight.twin.base import Topology, TwinError
-from preflight.twin.topology import load_lab
+from twin import runstate
+from twin.base import Topology, TwinError
+from twin.topology import load_lab
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 LABS = REPO / "labs"
 CORPUS = REPO.parent / "shared" / "corpus"
 
@@ -57,7 +57,7 @@ def recorded_pids(twin) -> list[int]:
 @pytest.fixture
 def spawn_twin() -> Iterator[Callable[[Topology], object]]:
     """spawn_twin(topology) -> a running NetnsTwin, torn down (and checked) after the test."""
-    from preflight.twin.netns import NetnsBackend
+    from twin.netns import NetnsBackend
 
     twins = []
 
@@ -81,7 +81,7 @@ def spawn_twin() -> Iterator[Callable[[Topology], object]]:
 @pytest.fixture(scope="module")
 def triangle_twin() -> Iterator[object]:
     """One converged triangle for a module's read-mostly tests; torn down and checked at the end."""
-    from preflight.twin.netns import NetnsBackend
+    from twin.netns import NetnsBackend
 
     twin = NetnsBackend().spawn(load_lab(LABS / "triangle"))
     pids = recorded_pids(twin)

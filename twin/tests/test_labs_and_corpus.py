@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from preflight.twin.labcheck import lab_check
-from preflight.twin.topology import load_lab
+from twin.labcheck import lab_check
+from twin.topology import load_lab
 
 from .conftest import CORPUS, LABS, leftovers_of, requires_netns
 
