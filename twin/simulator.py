@@ -27,7 +27,6 @@ import random
 from functools import lru_cache
 from typing import Any
 
-from twin.frrconf import FrrConfig, config_model
 from twin.base import (
     ApplyResult,
     ConvergeResult,
@@ -38,6 +37,7 @@ from twin.base import (
     TwinError,
     no_progress,
 )
+from twin.frrconf import FrrConfig, config_model
 
 # faults = {"spawn_failure": True, "converge_timeout": "baseline"|"change"|"rollback",
 #           "daemon_crash": "<node>", "rejected_apply": True, "exception": "<method name>"}

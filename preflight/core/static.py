@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from twin.frrconf import FrrConfig, baseline_model, config_model
 from twin.base import Topology
+from twin.frrconf import FrrConfig, baseline_model, config_model
 
 VTYSH = "vtysh"
 DRYRUN_TIMEOUT_S = 30.0
