@@ -104,9 +104,10 @@ WSGI_APPLICATION = "aegis_site.wsgi.application"
 ASGI_APPLICATION = "aegis_site.asgi.application"
 
 # Database: SQLite for a first try, PostgreSQL at a site and in the tests (DATABASE_URL).
+# Set but empty (as `.env.example` ships it) means the same as unset: SQLite in AEGIS_HOME.
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{AEGIS_HOME / 'aegis.sqlite3'}"),
+        env_str("DATABASE_URL").strip() or f"sqlite:///{AEGIS_HOME / 'aegis.sqlite3'}",
         conn_max_age=env_int("AEGIS_DB_CONN_MAX_AGE", 0),
     )
 }

@@ -7,17 +7,39 @@ from rest_framework import serializers
 from preflight.models import PreflightRun, RunEvent
 
 
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: DRF's CharField turns `123` into "123", which would let a
+    number through as a config line or title; the schema says string, so anything else is a 400."""
+
+    default_error_messages = {"invalid": "Must be a string (text), not a {type}."}
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid", type=_json_type(data))
+        return super().to_internal_value(data)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {"list": "list", "dict": "object"}.get(type(value).__name__, type(value).__name__)
+
+
 class RunSubmitSerializer(serializers.Serializer):
     lab = serializers.SlugField(help_text="Lab name, e.g. triangle")
-    title = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    title = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
     devices = serializers.DictField(
-        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        child=StrictCharField(allow_blank=True, trim_whitespace=False),
         required=False,
         default=dict,
         help_text='Config lines per device: {"r1": "ip route ...\\n"}',
     )
-    intent = serializers.CharField(
+    intent = StrictCharField(
         required=False,
         allow_blank=True,
         default="",
@@ -31,7 +53,7 @@ class RunSubmitSerializer(serializers.Serializer):
         help_text="Intended effects: prefixes_added/removed/changed, sessions_removed/added",
     )
     frameworks = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, default=list
+        child=StrictCharField(max_length=100), required=False, default=list
     )
     backend = serializers.ChoiceField(
         choices=["netns", "simulator"], required=False, allow_blank=True, default=""
@@ -95,7 +117,7 @@ class RunSerializer(serializers.ModelSerializer):
 
 class DecisionSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["approve", "reject"])
-    comment = serializers.CharField(max_length=4000)
+    comment = StrictCharField(max_length=4000)
 
 
 class ApprovalSerializer(serializers.Serializer):

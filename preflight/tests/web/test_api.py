@@ -89,6 +89,10 @@ def test_submit_answers_202_with_the_run_id_and_the_run_can_be_followed(
             "not a valid choice",
         ),
         ({"lab": "triangle", "title": "t"}, ("non_field_errors",), "at least one device"),
+        # numbers are not config lines: refused, never coerced to "123"
+        ({"lab": "triangle", "title": "t", "devices": {"r3": 123}}, ("devices", "r3"), "Must be a string"),
+        ({"lab": "triangle", "title": 7, "devices": {"r3": "ip route 10.9.0.0/24 Null0\n"}}, ("title",),
+         "not a number"),
     ],
 )
 def test_bad_input_is_400_with_field_errors_and_nothing_is_written(api, body, where, words):
