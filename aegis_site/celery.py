@@ -3,9 +3,19 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aegis_site.settings")
 
 app = Celery("aegis")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def _reap_orphaned_twins(**_kwargs: object) -> None:
+    """A worker that starts removes the twins of workers that died on this host (acks_late redelivers
+    their runs; their namespaces and daemons would otherwise stay until someone ran `twin_reap`)."""
+    from twin.reap import twin_reap_orphans
+
+    twin_reap_orphans()

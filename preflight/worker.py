@@ -15,6 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from twin.reap import twin_reap_orphans
+
 log = logging.getLogger("aegis.worker")
 
 _lock = threading.Lock()
@@ -27,6 +29,8 @@ def _pool() -> ThreadPoolExecutor:
         if _executor is None:
             # Each twin is several FRR daemons per node: a small pool bounds the host's load.
             workers = int(getattr(settings, "AEGIS_INPROCESS_WORKERS", 2))
+            # A previous server that died left its twins: remove them before running anything.
+            twin_reap_orphans()
             _executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="aegis-run")
         return _executor
 

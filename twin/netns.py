@@ -42,6 +42,7 @@ from .base import (
     no_progress,
 )
 from .loadlog import classify_vtysh_output
+from .reap import twin_reap_orphans
 
 FRR_DIR = Path("/usr/lib/frr")
 # Start order inside a node: zebra first (everyone talks to it), then the helpers the routing
@@ -150,6 +151,10 @@ class NetnsBackend:
 
     def spawn(self, topology: Topology, run_id: str | None = None, progress: Progress = no_progress
               ) -> NetnsTwin:
+        # Before adding a twin, remove those a dead process left; and adopt our daemons so that
+        # teardown can wait for each one to be gone (runstate.become_subreaper says why).
+        twin_reap_orphans()
+        runstate.become_subreaper()
         twin = NetnsTwin(topology, run_id)
         try:
             twin._spawn(progress)

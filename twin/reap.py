@@ -8,6 +8,7 @@ process that AEGIS did not create - even one whose name starts with `aegis-` - i
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -18,6 +19,7 @@ _RUN_DIR_RE = re.compile(rf"^{re.escape(NAMESPACE_PREFIX)}([0-9a-f]{{8}})$")
 # A run folder without state.json is a spawn that died between mkdir and the first write
 # (nothing else exists yet); leave a young one alone, its owner may be writing right now.
 _EMPTY_DIR_GRACE_S = 60.0
+log = logging.getLogger("aegis.twin")
 
 
 def twin_reap() -> list[str]:
@@ -50,3 +52,20 @@ def twin_runs() -> list[dict]:
                              "owner_pid": state.get("owner_pid"), "owner_alive": runstate.owner_alive(state),
                              "namespaces": len(state.get("namespaces", []))})
     return runs
+
+
+def twin_reap_orphans() -> list[str]:
+    """`twin_reap` as every AEGIS process runs it when it starts and before each spawn: never raises.
+
+    A CLI preflight killed with SIGKILL, or a worker that died mid-run, cannot tear its own twin
+    down; the next AEGIS process on the host does, so no one has to remember `twin_reap`. A host
+    where this process may not look (not root) is simply skipped: it cannot have spawned twins.
+    """
+    try:
+        removed = twin_reap()
+    except OSError as exc:
+        log.debug("twin reaping skipped: %s", exc)
+        return []
+    if removed:
+        log.warning("reaped %d twin(s) whose owner process had died: %s", len(removed), ", ".join(removed))
+    return removed

@@ -16,6 +16,7 @@ created and nothing else:
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -145,8 +146,49 @@ def _recorded_pid_is_ours(pid: int, start: int | None, what: str) -> bool:
     return argv[0] == f"/usr/lib/frr/{what}"
 
 
-def destroy(path: Path, wait: float = 5.0) -> list[str]:
-    """Tear down the run recorded in `path`. Idempotent. Returns what could not be removed."""
+def become_subreaper() -> bool:
+    """Make this process the reaper of the FRR daemons it starts (Linux PR_SET_CHILD_SUBREAPER).
+
+    FRR daemons fork into the background (`-d`): their parent shell exits at once, so they are
+    re-parented. Without this they go to PID 1, which reaps a killed daemon whenever it gets to
+    it (in a container, seconds later): teardown would return while `ps` still lists a dozen
+    `<defunct>` zebras. As their subreaper this process waits for each one itself, so a teardown
+    that returns has nothing of its twin left in the process table. Idempotent; False if refused.
+    """
+    global _SUBREAPER
+    if _SUBREAPER is None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            _SUBREAPER = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            _SUBREAPER = False
+    return _SUBREAPER
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+_SUBREAPER: bool | None = None
+
+
+def _reap_if_child(pid: int) -> None:
+    """Collect the exit status of `pid` if it is our (adopted) child; anyone else's is left alone."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _gone(pid: int, start: int | None) -> bool:
+    """True when the process recorded as (pid, start) no longer exists - not even as a zombie."""
+    now = proc_start_time(pid)
+    return now is None or (start is not None and now != start)
+
+
+def destroy(path: Path, wait: float = 10.0) -> list[str]:
+    """Tear down the run recorded in `path`. Idempotent. Returns what could not be removed.
+
+    Returns only when every process of the run has left the process table (reaped, when this
+    process is their parent or subreaper) and its namespaces are deleted, or says what is left.
+    """
     state = state_read(path) or {}
     prefix = f"{NAMESPACE_PREFIX}{state.get('run_id', '')}-"
     namespaces = [ns for ns in state.get("namespaces", []) if state.get("run_id") and ns.startswith(prefix)]
@@ -156,6 +198,7 @@ def destroy(path: Path, wait: float = 5.0) -> list[str]:
     for pid, start, what in _recorded_pids(state):
         if _recorded_pid_is_ours(pid, start, what):
             victims.add(pid)
+    started = {pid: proc_start_time(pid) for pid in victims}
     for pid in victims:
         try:
             # SIGKILL, not SIGTERM: the whole network is being thrown away, so there is
@@ -164,12 +207,19 @@ def destroy(path: Path, wait: float = 5.0) -> list[str]:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + wait
-    while victims and time.monotonic() < deadline:
-        victims = {p for p in victims if proc_start_time(p) is not None and not _is_zombie(p)}
-        if victims:
-            time.sleep(0.02)
+    pending = dict(started)
+    while pending:
+        for pid in list(pending):
+            _reap_if_child(pid)
+            if _gone(pid, pending[pid]):
+                del pending[pid]
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
 
-    leftovers = [f"process {p} ({' '.join(proc_cmdline(p))[:60]})" for p in sorted(victims)]
+    # A zombie whose parent is another process (the twin of a dead owner, re-parented to PID 1)
+    # has exited and holds nothing but its PID; its parent collects it. Anything else is left.
+    leftovers = [f"process {p} ({' '.join(proc_cmdline(p))[:60]})" for p in sorted(pending) if not _is_zombie(p)]
     existing = [ns for ns in namespaces if (NETNS_DIR / ns).exists()]
     if existing:
         subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {ns}\n" for ns in existing),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from twin.base import TopologyError
 EXIT_CODES = {"ship_ready": 0, "needs_approval": 10, "blocked": 20}
 EXIT_INPUT_ERROR = 2
 EXIT_NOT_SEALED = 3
+EXIT_INTERRUPTED = 130
 MAX_CHANGE_FILE_BYTES = 256 * 1024
 
 
@@ -64,6 +66,7 @@ class Command(BaseCommand):
         run_id = run_id_new()
         out_dir = out_dir or Path(settings.AEGIS_RUNS_DIR) / run_id
         printer = _ProgressPrinter(self.stderr if as_json else self.stdout, tty=self._isatty(as_json))
+        _interrupt_on_signals()
         try:
             if change is None:
                 result = _intent_run(opts, topology, run_id=run_id, progress=printer)
@@ -76,6 +79,10 @@ class Command(BaseCommand):
         except InputError as exc:
             self._input_error(str(exc), as_json)
             return
+        except KeyboardInterrupt as exc:
+            # The pipeline's `finally` has torn the twin down by now; nothing is written or sealed.
+            self.stderr.write(f"interrupted ({exc or 'SIGINT'}): the twin was torn down; nothing was sealed.")
+            sys.exit(EXIT_INTERRUPTED)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             result_path = out_dir / "result.json"
@@ -196,6 +203,21 @@ class Command(BaseCommand):
 
 NOT_ROOT = ("the netns backend needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN) to create "
             "namespaces; run as root on a twin worker, or use --backend simulator")
+
+
+def _interrupt_on_signals() -> None:
+    """SIGTERM and SIGHUP interrupt the run like Ctrl-C, so `finally` tears the twin down.
+
+    Python's default for SIGTERM is to die at once, which would leave the twin for the reaper.
+    After the first signal the others are ignored: a second Ctrl-C must not cut the teardown short.
+    """
+    def interrupt(signum: int, _frame: Any) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, interrupt)
 
 
 def _database_ready_check() -> None:

@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from preflight.services import dispatch_mode, lab_sync, runs_recover
+from twin.reap import twin_reap_orphans
 
 
 class Command(BaseCommand):
@@ -30,6 +31,9 @@ class Command(BaseCommand):
         for lab in lab_sync():
             self.stdout.write(f"lab {lab.name}: {', '.join(lab.routers)}")
         mode = dispatch_mode()
+        reaped = twin_reap_orphans()
+        if reaped:
+            self.stdout.write(f"removed {len(reaped)} twin(s) left by a process that died: {', '.join(reaped)}")
         if mode == "thread":
             failed = runs_recover()
             if failed:
