@@ -639,7 +639,8 @@ def runs_recover() -> int:
         PreflightRun.objects.filter(status__in=[PreflightRun.STATUS_QUEUED, PreflightRun.STATUS_RUNNING])
     )
     for run in stale:
-        _run_fail(
-            run, RunAborted("The server restarted while this run was waiting or running; submit it again.")
-        )
+        # The step it died in tells the operator (and the chaos test) where it stopped.
+        step = run.events.exclude(step="run").order_by("-seq").values_list("step", flat=True).first()
+        where = f"running (at step {step})" if step else "waiting"
+        _run_fail(run, RunAborted(f"The server restarted while this run was {where}; submit it again."))
     return len(stale)

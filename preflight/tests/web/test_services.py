@@ -147,9 +147,11 @@ def test_recovery_fails_runs_left_by_a_dead_in_process_worker(operator, lab):
     sub = services.Submission(lab=lab, title="t", devices=SHIP_READY["devices"], backend="simulator")
     stuck = services.run_start(operator=operator, submission=sub)  # on_commit never fires in this test
     PreflightRun.objects.filter(pk=stuck.pk).update(status="running")
+    services.event_append(run=stuck, step="converge", status="started", message="baseline")
     assert services.runs_recover() == 1
     stuck.refresh_from_db()
-    assert stuck.status == "failed" and "restarted" in stuck.error
+    # the row says it failed and in which step the worker died
+    assert stuck.status == "failed" and "restarted" in stuck.error and "at step converge" in stuck.error
 
 
 @pytest.mark.django_db(transaction=True)
