@@ -27,6 +27,7 @@ from preflight.core.diff import diff_classify, diff_is_empty, diff_items, snapsh
 from preflight.core.guards import precheck
 from preflight.core.invariants import INVARIANTS_FILE, invariants_evaluate, invariants_load
 from preflight.core.risk import risk_assess
+from preflight.core.settle import settle_window
 from preflight.core.static import static_check
 from preflight.core.verdict import reason, verdict_decide
 from twin.base import Backend, Progress, Topology, no_progress
@@ -302,6 +303,9 @@ def _twin_phases(run: _Run, state: dict[str, Any], lab_dir: Path, change: dict[s
         twin = spawned[0]
         state["twin"] = twin
         state["facts"] = dict(getattr(twin, "facts", {}) or state["facts"])
+        # The simulator models no protocol timers: nothing to wait for there.
+        if state["facts"].get("tier") != "simulated":
+            state["settle_window"] = settle_window(topology, change, bounds[0])
         _run_on_twin(run, state, twin, change, invariants, bounds)
     finally:
         if twin is not None:
@@ -397,12 +401,32 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         return
     results = run.step("apply", lambda: [twin.apply(d, change["devices"][d]) for d in devices],
                        f"entering the change on {', '.join(devices)}")
+    t_applied = time.monotonic()
     for ar in results:
         for rl in ar.rejected:
             state["rejected"].append({"node": rl.node, "line": rl.line, "line_no": rl.line_no,
                                       "message": rl.message})
             run.reasons.append(reason("APPLY_REJECTED", f"{rl.node} refused `{rl.line}`: {rl.message}"))
-    cr = run.step("converge_change", settle, "network settling after the change")
+    window = state.get("settle_window")
+
+    def settle_change() -> Any:
+        # A loss that waits for a protocol timer (the far end of a session whose path went away
+        # keeps it Established until its hold timer expires) is invisible to the twin's quiet
+        # window: do not believe the network before the lab's relevant timer has run out.
+        cr = settle()
+        remaining = (window.seconds if window else 0.0) - (time.monotonic() - t_applied)
+        state["settle"] = {**(window.as_dict() if window else {"seconds": 0.0}), "waited_s": 0.0}
+        if cr.converged and remaining > 0:
+            run.emit("converge_change", "info", f"waiting {remaining:.1f} s more: {window.timer} of {window.node} "
+                     f"{window.subject} is {window.timer_seconds:g} s ({window.source})")
+            time.sleep(remaining)  # a timer has to run out; there is no state to poll for a loss to come
+            state["settle"]["waited_s"] = round(remaining, 3)
+            cr = settle()
+        return cr
+
+    why = (f"network settling after the change (at least {window.seconds:g} s: {window.timer} of {window.node})"
+           if window and window.seconds else "network settling after the change")
+    cr = run.step("converge_change", settle_change, why)
     conv["change"] = cr
     if not cr.converged:
         run.reasons.append(reason("CHANGE_NOT_CONVERGED",
@@ -549,6 +573,7 @@ def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict
             "facts": facts,
         },
         "apply": {"rejected": state["rejected"]},
+        "settle": state.get("settle"),
         "diff": diff_doc,
         "invariants": state["invariants"],
         "baseline_invariants": state.get("baseline_invariants", []),
