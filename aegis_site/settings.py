@@ -187,6 +187,14 @@ AEGIS_RUN_DISPATCH = env_str("AEGIS_RUN_DISPATCH", "")
 # Twin
 AEGIS_TWIN_BACKEND = env_str("AEGIS_TWIN_BACKEND", "netns")
 AEGIS_TWIN_CONVERGE_TIMEOUT_S = env_int("AEGIS_TWIN_CONVERGE_TIMEOUT_S", 120)
+# Remote twin agents (`http` backend; docs/deploy.md): their URLs, and the bearer token file
+# shared by the agents and their callers.
+AEGIS_TWIN_AGENTS = env_list("AEGIS_TWIN_AGENTS", [])
+AEGIS_AGENT_TOKEN_FILE = env_str("AEGIS_AGENT_TOKEN_FILE", "")
+# On an agent host: memory (MB) the agent may give to twins (0: MemAvailable at start less 1 GB),
+# and how long a twin lives without its caller renewing the lease.
+AEGIS_AGENT_BUDGET_MB = env_int("AEGIS_AGENT_BUDGET_MB", 0)
+AEGIS_AGENT_LEASE_S = env_int("AEGIS_AGENT_LEASE_S", 60)
 
 # Evidence
 AEGIS_SITE_KEY_FILE = env_path("AEGIS_SITE_KEY_FILE", AEGIS_HOME / "keys" / "site_ed25519.pem")

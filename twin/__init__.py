@@ -1,4 +1,5 @@
-"""The twin: real FRR networks in Linux namespaces (`netns`), or the seeded `simulator`.
+"""The twin: real FRR networks in Linux namespaces (`netns`), the seeded `simulator`, or a
+remote twin agent over HTTP (`http`, twin/remote.py; the agent is twin/agent.py).
 
 Django-free. `get_backend(name)` imports a backend only when asked for, so a web process that
 never spawns a twin does not need root, FRR or the simulator's dependencies.
@@ -10,7 +11,7 @@ from typing import Any
 
 from .base import Backend, TwinError
 
-BACKENDS = ("netns", "simulator")
+BACKENDS = ("netns", "simulator", "http")
 
 
 def get_backend(name: str, **options: Any) -> Backend:
@@ -25,4 +26,9 @@ def get_backend(name: str, **options: Any) -> Backend:
         except ImportError as exc:
             raise TwinError(f"the simulator backend is not available: {exc}") from exc
         return SimulatorBackend(**options)
+    if name == "http":
+        # url=, token_file= (or token=), allow=, lease_s=: see RemoteBackend.
+        from .remote import RemoteBackend
+
+        return RemoteBackend(**options)
     raise TwinError(f"unknown twin backend {name!r} (choose one of: {', '.join(BACKENDS)})")

@@ -1,0 +1,72 @@
+"""`manage.py twin_agent --listen HOST:5757 --token-file FILE`: serve twins to remote callers (root)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from twin import get_backend
+from twin.agent import DEFAULT_PORT, AgentConfig, TwinAgent, agent_serve, parse_listen, token_read
+from twin.base import TwinError
+from twin.capacity import default_budget_mb
+
+
+class Command(BaseCommand):
+    help = ("Serve the twin backend over HTTP/JSON under /v1/ (twin/schema/agent-v1.json) for the `http` "
+            "backend of callers inside AEGIS_EGRESS_ALLOW holding the bearer token. Needs root (netns).")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}",
+                            help=f"HOST:PORT to listen on (default 127.0.0.1:{DEFAULT_PORT}; port 0 picks one)")
+        parser.add_argument("--token-file", default=settings.AEGIS_AGENT_TOKEN_FILE or None,
+                            help="file holding the bearer token (default AEGIS_AGENT_TOKEN_FILE)")
+        parser.add_argument("--backend", default="netns", choices=["netns", "simulator"],
+                            help="what serves the twins (simulator: no root, for trying the protocol)")
+        parser.add_argument("--budget-mb", type=int, default=settings.AEGIS_AGENT_BUDGET_MB,
+                            help="memory for twins in MB (default AEGIS_AGENT_BUDGET_MB; 0 = MemAvailable - 1 GB)")
+        parser.add_argument("--lease-s", type=float, default=float(settings.AEGIS_AGENT_LEASE_S),
+                            help="default lease: a twin not renewed for this long is torn down")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if not opts["token_file"]:
+            raise CommandError("no token: pass --token-file FILE or set AEGIS_AGENT_TOKEN_FILE")
+        try:
+            host, port = parse_listen(opts["listen"])
+            token = token_read(opts["token_file"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            backend = get_backend(opts["backend"])
+        except TwinError as exc:
+            raise CommandError(str(exc)) from None
+        budget = opts["budget_mb"] or default_budget_mb()
+        agent = TwinAgent(AgentConfig(token=token, allow=list(settings.AEGIS_EGRESS_ALLOW), budget_mb=budget,
+                                      lease_s=opts["lease_s"]), backend)
+        holder: dict[str, Any] = {}
+
+        def ready(server: Any) -> None:
+            holder["server"] = server
+            bound = server.server_address
+            # The first line is read by scripts and tests to learn the port (with --listen HOST:0).
+            self.stdout.write(f"twin agent {agent.agent_id} listening on {bound[0]}:{bound[1]} "
+                              f"(backend {backend.name}, budget {budget} MB, lease {opts['lease_s']:g} s)")
+            self.stdout.flush()
+
+        def stop(signum: int, _frame: Any) -> None:
+            # shutdown() waits for serve_forever to return: call it off the main thread.
+            if "server" in holder:
+                threading.Thread(target=holder["server"].shutdown, daemon=True).start()
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, stop)
+        try:
+            agent_serve(agent, host, port, ready=ready)
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        self.stdout.write("twin agent stopped; every twin it held was torn down")

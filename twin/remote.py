@@ -1,0 +1,258 @@
+"""The `http` backend: a twin served by a remote twin agent (twin/agent.py) over HTTP/JSON.
+
+Django-free. `RemoteBackend(url=..., token_file=...)` speaks the contract of
+`twin/schema/agent-v1.json`, so the pipeline cannot tell it from `netns`. Every request:
+
+* goes through the egress policy first (`egress_check`, before any socket opens);
+* carries the bearer token and a fresh X-Request-Id, which the answer must echo (an answer to
+  another request - out of order, replayed, from a confused proxy - is refused);
+* must come from the same agent instance that spawned the twin (`agent_id`): an agent that
+  restarted mid-run has reaped the twin, and the run must say so rather than carry on;
+* is bounded in time (connect, and a total deadline per operation) and in size (the body is
+  read in chunks and dropped past `max_response_bytes`);
+* is schema-checked: a malformed or partial answer is an error naming the field.
+
+Any failure raises `AgentError` (a `TwinError`), which the pipeline turns into a blocked
+verdict with the reason. A spawned twin is renewed in the background while this process
+lives; if it dies or loses the agent, the lease runs out and the agent tears the twin down.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from .base import (
+    ApplyResult,
+    ConvergeResult,
+    Progress,
+    RejectedLine,
+    ReloadResult,
+    Topology,
+    TwinError,
+    no_progress,
+)
+from .wire import (
+    SCHEMA_ID,
+    WireError,
+    apply_from_wire,
+    converge_from_wire,
+    rejected_from_wire,
+    reload_from_wire,
+    schema_check,
+    topology_to_wire,
+)
+
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a 200-router snapshot is a few MB; far past that is a fault
+CONNECT_TIMEOUT_S = 5.0
+# Operations that do real work get their own bound plus this margin for the agent's overhead.
+OP_MARGIN_S = 60.0
+SPAWN_TIMEOUT_S = 600.0  # a 200-router fabric spawns in ~2 minutes under load
+OP_TIMEOUT_S = 300.0  # snapshot, apply, reload, running-config, reach
+DEFAULT_LEASE_S = 60.0
+
+
+class AgentError(TwinError):
+    """The agent could not be reached, refused, or answered outside the contract."""
+
+
+def _token_from(token: str | None, token_file: str | None) -> str:
+    if token:
+        return token
+    if not token_file:
+        raise AgentError("the http twin backend needs a token: set AEGIS_AGENT_TOKEN_FILE or --agent-token-file")
+    try:
+        with open(token_file) as fh:
+            value = fh.read().strip()
+    except OSError as exc:
+        raise AgentError(f"cannot read the agent token file {token_file}: {exc.strerror}") from None
+    if not value:
+        raise AgentError(f"the agent token file {token_file} is empty")
+    return value
+
+
+class AgentClient:
+    """One agent: requests with the checks above. Thread-safe (httpx.Client is)."""
+
+    def __init__(self, url: str, *, token: str, allow: list[str] | None = None,
+                 max_response_bytes: int = MAX_RESPONSE_BYTES, op_timeout_s: float | None = None,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+        from preflight.egress import egress_client, url_host_port
+
+        self.url = url.rstrip("/")
+        try:
+            url_host_port(self.url)
+        except ValueError as exc:
+            raise AgentError(f"agent URL: {exc}") from None
+        self.max_response_bytes = max_response_bytes
+        self.op_timeout_s = op_timeout_s  # overrides every deadline (tests, impatient callers)
+        self.connect_timeout_s = connect_timeout_s
+        self._client = egress_client("twin agent", allow=allow, headers={"Authorization": f"Bearer {token}"})
+
+    def close(self) -> None:
+        self._client.close()
+
+    def call(self, method: str, path: str, definition: str, body: dict[str, Any] | None = None,
+             deadline_s: float = OP_TIMEOUT_S, expect_agent: str | None = None) -> dict[str, Any]:
+        """Send one request; return the checked response document or raise AgentError."""
+        from preflight.egress import EgressRefused
+
+        what = f"twin agent {self.url}: {method} {path}"
+        deadline_s = self.op_timeout_s if self.op_timeout_s is not None else deadline_s
+        request_id = secrets.token_hex(8)
+        timeout = httpx.Timeout(deadline_s, connect=self.connect_timeout_s)
+        started = time.monotonic()
+        try:
+            with self._client.stream(method, self.url + path, json=body, timeout=timeout,
+                                     headers={"X-Request-Id": request_id}) as resp:
+                chunks: list[bytes] = []
+                size = 0
+                declared = resp.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
+                    raise AgentError(f"{what}: the answer is {int(declared)} bytes, over the "
+                                     f"{self.max_response_bytes}-byte limit")
+                for chunk in resp.iter_raw():
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        raise AgentError(f"{what}: the answer grew past the {self.max_response_bytes}-byte limit")
+                    if time.monotonic() - started > deadline_s:
+                        raise AgentError(f"{what}: no complete answer within {deadline_s:g} s")
+                    chunks.append(chunk)
+                status = resp.status_code
+        except EgressRefused as exc:
+            raise AgentError(f"{what}: {exc}") from None
+        except httpx.TimeoutException:
+            raise AgentError(f"{what}: no answer within {deadline_s:g} s (agent too slow or hung)") from None
+        except httpx.RemoteProtocolError as exc:
+            raise AgentError(f"{what}: the connection broke or the answer was cut short ({exc})") from None
+        except httpx.HTTPError as exc:
+            raise AgentError(f"{what}: cannot reach the agent ({type(exc).__name__}: {exc})") from None
+        try:
+            doc = json.loads(b"".join(chunks))
+        except ValueError as exc:
+            raise AgentError(f"{what}: HTTP {status}, the answer is not JSON ({exc})") from None
+        if not isinstance(doc, dict):
+            raise AgentError(f"{what}: HTTP {status}, the answer is not a JSON object")
+        try:
+            schema_check("envelope", doc)
+        except WireError as exc:
+            raise AgentError(f"{what}: HTTP {status}, not an {SCHEMA_ID} answer ({exc})") from None
+        if doc["request_id"] != request_id:
+            raise AgentError(f"{what}: the answer belongs to request {doc['request_id']!r}, not {request_id!r} "
+                             "(out of order or replayed); refused")
+        if expect_agent is not None and doc["agent_id"] != expect_agent:
+            raise AgentError(f"{what}: the agent restarted mid-run (instance {expect_agent} is now "
+                             f"{doc['agent_id']}); the twin it held was reaped with the old instance")
+        if status >= 400 or "error" in doc:
+            err = doc.get("error") if isinstance(doc.get("error"), dict) else {}
+            code, message = err.get("code", "?"), err.get("message", "(no message)")
+            if status == 404 and expect_agent is not None:
+                message += " (lease expired or agent restarted)"
+            raise AgentError(f"{what}: refused, HTTP {status} {code}: {message}")
+        try:
+            schema_check(definition, doc)
+        except WireError as exc:
+            raise AgentError(f"{what}: malformed or partial answer ({exc})") from None
+        return doc
+
+
+class RemoteBackend:
+    """`get_backend("http", url=..., token_file=...)`: twins on a remote agent."""
+
+    name = "http"
+
+    def __init__(self, url: str | None = None, *, token_file: str | None = None, token: str | None = None,
+                 allow: list[str] | None = None, lease_s: float = DEFAULT_LEASE_S,
+                 op_timeout_s: float | None = None, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
+        if not url:
+            raise AgentError("the http twin backend needs an agent URL: set AEGIS_TWIN_AGENTS or --agent URL")
+        self.client = AgentClient(url, token=_token_from(token, token_file), allow=allow,
+                                  op_timeout_s=op_timeout_s, max_response_bytes=max_response_bytes)
+        self.lease_s = lease_s
+        self.tier = "real"  # until the agent says otherwise (health / spawn facts)
+
+    def health(self) -> dict[str, Any]:
+        doc = self.client.call("GET", "/v1/health", "health_response", deadline_s=30.0)
+        self.tier = doc["tier"]
+        return doc
+
+    def status(self) -> dict[str, Any]:
+        return self.client.call("GET", "/v1/status", "status_response", deadline_s=30.0)
+
+    def spawn(self, topology: Topology, run_id: str | None = None, progress: Progress = no_progress) -> RemoteTwin:
+        doc = self.client.call("POST", "/v1/twins", "spawn_response",
+                               {"topology": topology_to_wire(topology), "run_id": run_id, "lease_s": self.lease_s},
+                               deadline_s=SPAWN_TIMEOUT_S)
+        twin = RemoteTwin(self.client, topology, doc)
+        for ev in doc["events"]:
+            progress(ev["step"], ev["status"], ev["message"], ev["data"])
+        self.tier = twin.facts.get("tier", self.tier)
+        return twin
+
+
+class RemoteTwin:
+    """A twin on an agent. Its lease is renewed in the background until `teardown()`."""
+
+    def __init__(self, client: AgentClient, topology: Topology, spawned: dict[str, Any]) -> None:
+        self.client = client
+        self.topology = topology
+        self.twin_id: str = spawned["twin_id"]
+        self.agent_id: str = spawned["agent_id"]
+        self.lease_s = float(spawned["lease"]["ttl_s"])
+        facts = dict(spawned["facts"])
+        self.facts: dict[str, Any] = {**facts, "backend": "http", "agent": client.url,
+                                      "agent_backend": facts.get("backend"), "agent_twin_id": self.twin_id}
+        self.load_errors: list[RejectedLine] = [rejected_from_wire(r) for r in spawned["load_errors"]]
+        self._stop = threading.Event()
+        self.renew_error: str | None = None
+        self._renewer = threading.Thread(target=self._renew_loop, name=f"lease-{self.twin_id[:8]}", daemon=True)
+        self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        # A third of the lease: two renewals may fail (a slow agent) before the twin is lost.
+        while not self._stop.wait(max(0.2, self.lease_s / 3)):
+            try:
+                self._op("renew", {}, "renew_response", deadline_s=max(1.0, self.lease_s / 3))
+                self.renew_error = None
+            except AgentError as exc:
+                self.renew_error = str(exc)
+
+    def _op(self, op: str, body: dict[str, Any], definition: str, deadline_s: float = OP_TIMEOUT_S) -> dict[str, Any]:
+        return self.client.call("POST", f"/v1/twins/{self.twin_id}/{op}", definition, body, deadline_s=deadline_s,
+                                expect_agent=self.agent_id)
+
+    def converge(self, timeout: float, stable_for: float = 3.0) -> ConvergeResult:
+        doc = self._op("converge", {"timeout": timeout, "stable_for": stable_for}, "converge_response",
+                       deadline_s=timeout + OP_MARGIN_S)
+        return converge_from_wire(doc["result"])
+
+    def snapshot(self, reachability: bool = True) -> dict[str, Any]:
+        return self._op("snapshot", {"reachability": reachability}, "snapshot_response")["snapshot"]
+
+    def apply(self, node: str, lines: str) -> ApplyResult:
+        return apply_from_wire(self._op("apply", {"node": node, "lines": lines}, "apply_response")["result"])
+
+    def reach(self, src: str, address: str, count: int = 1) -> bool:
+        return self._op("reach", {"src": src, "address": address, "count": count}, "reach_response")["reachable"]
+
+    def running_config(self, node: str) -> str:
+        return self._op("running-config", {"node": node}, "running_config_response")["config"]
+
+    def reload_config(self, node: str, config: str, test_only: bool = False) -> ReloadResult:
+        doc = self._op("reload", {"node": node, "config": config, "test_only": test_only}, "reload_response")
+        return reload_from_wire(doc["result"])
+
+    def teardown(self) -> None:
+        """Ask the agent to tear the twin down. If it cannot be asked, the lease runs out on the agent."""
+        self._stop.set()
+        try:
+            self.client.call("DELETE", f"/v1/twins/{self.twin_id}", "teardown_response", deadline_s=120.0,
+                             expect_agent=self.agent_id)
+        except AgentError as exc:
+            raise AgentError(f"{exc}; the agent tears the twin down when its {self.lease_s:g} s lease runs out "
+                             "(or reaped it at restart)") from None

@@ -1,0 +1,124 @@
+"""The twin agent over real FRR: `manage.py twin_agent` as its own process, the `http` backend in the pipeline.
+
+Few and real (CI cost): one change through netns and through the agent must give the same
+verdict; an agent killed with SIGKILL mid-run blocks the run, and the next agent reaps its twin.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from preflight.core.change import change_load
+from preflight.core.pipeline import run_preflight
+from twin import runstate
+from twin.remote import RemoteBackend
+from twin.tests.agent_helpers import TOKEN, wait_for
+from twin.tests.conftest import requires_netns
+from twin.topology import load_lab
+
+REPO = Path(__file__).resolve().parents[2]
+TRIANGLE = REPO / "labs" / "triangle"
+pytestmark = [pytest.mark.twin, pytest.mark.slow, requires_netns]
+
+
+def _twin_dirs(owner: int) -> set[str]:
+    """Run folders of twins spawned by process `owner` (other engineers' twins share this host)."""
+    if not runstate.RUN_ROOT.is_dir():
+        return set()
+    return {p.name for p in runstate.RUN_ROOT.iterdir()
+            if (state := runstate.state_read(p)) is not None and state.get("owner_pid") == owner}
+
+
+class AgentProcess:
+    """`manage.py twin_agent --listen 127.0.0.1:PORT` as a child process (killed by its PID only)."""
+
+    def __init__(self, token_file: Path, port: int = 0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "manage.py"), "twin_agent", "--listen", f"127.0.0.1:{port}",
+             "--token-file", str(token_file), "--budget-mb", "4000", "--lease-s", "20"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        seen = []
+        line = ""
+        while self.proc.stdout and "listening on" not in line:
+            line = self.proc.stdout.readline()  # log lines (e.g. what it reaped) come first
+            seen.append(line)
+            if not line:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"the agent did not start: {''.join(seen)}")
+        self.output = seen
+        # Keep draining its output so a chatty agent never blocks on a full pipe.
+        threading.Thread(target=lambda: [seen.append(x) for x in self.proc.stdout or []], daemon=True).start()
+        self.port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+        self.proc.wait(60)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    path = tmp_path / "agent.token"
+    path.write_text(TOKEN)
+    path.chmod(0o600)
+    return path
+
+
+def _change(name: str) -> dict:
+    return change_load((TRIANGLE / "changes" / f"{name}.yml").read_text(), load_lab(TRIANGLE))
+
+
+def test_the_agent_gives_the_same_verdict_as_netns(token_file):
+    # given the triangle and a change that must ship (the whole pipeline: diff, rollback, S2 == S0)
+    agent = AgentProcess(token_file)
+    try:
+        remote = run_preflight(TRIANGLE, _change("prefix_lost"), backend=RemoteBackend(agent.url, token=TOKEN))
+    finally:
+        agent.stop()
+    local = run_preflight(TRIANGLE, _change("prefix_lost"), backend="netns")
+    # then the verdict, its reasons and the state diff agree
+    assert remote["verdict"] == local["verdict"] == "blocked"
+    assert sorted(r["code"] for r in remote["reasons"]) == sorted(r["code"] for r in local["reasons"])
+    assert remote["diff"] == local["diff"]
+    assert remote["twin"]["backend"] == "http" and remote["twin"]["tier"] == "real"
+    assert remote["twin"]["frr_version"] == local["twin"]["frr_version"]
+    assert _twin_dirs(agent.proc.pid) == set()
+
+
+def test_an_agent_killed_mid_run_blocks_the_run_and_the_next_agent_reaps_its_twin(token_file):
+    agent = AgentProcess(token_file)
+    port = agent.port
+    spawned: dict[str, set[str]] = {}
+
+    def kill_after_baseline(step: str, status: str, message: str, data: dict) -> None:
+        if step == "snapshot_baseline" and status == "ok":
+            spawned["dirs"] = _twin_dirs(agent.proc.pid)
+            agent.stop(signal.SIGKILL)  # no chance to tear anything down
+
+    result = run_preflight(TRIANGLE, _change("ship_ready"), backend=RemoteBackend(agent.url, token=TOKEN),
+                           progress=kill_after_baseline)
+    assert result["verdict"] == "blocked"
+    messages = " | ".join(r["message"] for r in result["reasons"])
+    assert "cannot reach the agent" in messages or "connection broke" in messages, messages
+    assert len(spawned["dirs"]) == 1  # the agent's twin outlived it ...
+    assert spawned["dirs"] <= _twin_dirs(agent.proc.pid)
+    # ... until an agent starts again on the host: it reaps twins whose owner died
+    again = AgentProcess(token_file, port=port)
+    try:
+        assert any("reaped 1 twin" in line for line in again.output), again.output
+        wait_for(lambda: not (spawned["dirs"] & _twin_dirs(agent.proc.pid)), timeout=60, what="reaping at agent start")
+        prefix = f"aegis-{next(iter(spawned['dirs'])).removeprefix('aegis-')}-"
+        assert not [ns for ns in os.listdir(runstate.NETNS_DIR) if ns.startswith(prefix)]
+    finally:
+        again.stop()
