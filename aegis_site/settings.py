@@ -195,6 +195,8 @@ AEGIS_AGENT_TOKEN_FILE = env_str("AEGIS_AGENT_TOKEN_FILE", "")
 # and how long a twin lives without its caller renewing the lease.
 AEGIS_AGENT_BUDGET_MB = env_int("AEGIS_AGENT_BUDGET_MB", 0)
 AEGIS_AGENT_LEASE_S = env_int("AEGIS_AGENT_LEASE_S", 60)
+# On an agent host: its address on the network between agents, for VXLAN links of a split lab.
+AEGIS_AGENT_UNDERLAY = env_str("AEGIS_AGENT_UNDERLAY", "")
 
 # Evidence
 AEGIS_SITE_KEY_FILE = env_path("AEGIS_SITE_KEY_FILE", AEGIS_HOME / "keys" / "site_ed25519.pem")

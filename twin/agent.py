@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .base import Backend, Topology, TopologyError, TwinError
+from .base import Backend, Topology, TopologyError, Tunnel, TwinError
 from .capacity import NODE_COST_MB, twin_cost_mb
 from .wire import (
     SCHEMA_ID,
@@ -53,7 +53,7 @@ DEFAULT_LEASE_S = 60.0
 MAX_REQUEST_BYTES = 32 * 1024 * 1024  # a 2000-node topology with its configs fits well inside
 REQUEST_READ_TIMEOUT_S = 30.0  # a caller that sends its request slower than this is dropped
 _TWIN_PATH = re.compile(r"^/v1/twins/([0-9a-f]{32})(?:/([a-z-]+))?$")
-_OPS = {"converge", "snapshot", "apply", "reload", "reach", "running-config", "renew"}
+_OPS = {"converge", "snapshot", "apply", "reload", "reach", "reachability", "running-config", "renew"}
 log = logging.getLogger("aegis.twin.agent")
 
 
@@ -76,6 +76,7 @@ class AgentConfig:
     max_lease_s: float = 3600.0
     max_request_bytes: int = MAX_REQUEST_BYTES
     expire_every_s: float = 0.5
+    underlay: str | None = None  # this host's address for VXLAN links to other agents (twin/split.py)
 
 
 @dataclass
@@ -183,7 +184,7 @@ class TwinAgent:
         """Answer one authenticated request: (HTTP status, response fields without the envelope)."""
         if path == "/v1/health" and method == "GET":
             return 200, {"status": "ok", "backend": self.backend.name, "tier": self.backend.tier,
-                         "version": AGENT_VERSION}
+                         "version": AGENT_VERSION, "underlay": self.config.underlay}
         if path == "/v1/status" and method == "GET":
             return 200, self.status()
         if path == "/v1/twins" and method == "POST":
@@ -206,6 +207,7 @@ class TwinAgent:
                       "lease": h.lease(), "reserved_mb": h.reserved_mb} for h in self._held.values()]
             reserved = self._reserved_mb
         return {"backend": self.backend.name, "tier": self.backend.tier, "twins": twins,
+                "underlay": self.config.underlay,
                 "capacity": {"budget_mb": self.config.budget_mb, "reserved_mb": reserved,
                              "free_mb": self.config.budget_mb - reserved, "node_cost_mb": NODE_COST_MB}}
 
@@ -230,7 +232,11 @@ class TwinAgent:
             events.append({"step": step, "status": status, "message": message, "data": _jsonable(data)})
 
         try:
-            twin = self.backend.spawn(topology, body.get("run_id") or None, progress)
+            tunnels = self._tunnels(body.get("tunnels") or [], topology)
+            if tunnels:
+                twin = self.backend.spawn(topology, body.get("run_id") or None, progress, tunnels=tunnels)
+            else:
+                twin = self.backend.spawn(topology, body.get("run_id") or None, progress)
         except BaseException:
             with self._lock:
                 self._reserved_mb -= cost
@@ -247,6 +253,35 @@ class TwinAgent:
         facts.setdefault("tier", self.backend.tier)
         return {"twin_id": twin_id, "lease": held.lease(), "facts": _jsonable(facts),
                 "load_errors": [rejected_to_wire(r) for r in getattr(twin, "load_errors", [])], "events": events}
+
+    def _tunnels(self, raw: list[dict[str, Any]], topology: Topology) -> list[Tunnel]:
+        """Cross-host link ends, checked like the links of a lab; the local end is this agent's underlay."""
+        from .topology import IFNAME_RE, MAC_RE
+
+        if not raw:
+            return []
+        if self.backend.name != "netns":
+            raise AgentRefusal(400, "bad_request", f"the {self.backend.name} backend cannot make cross-host links")
+        out = []
+        for i, t in enumerate(raw):
+            where = f"tunnel {i}"
+            if t["node"] not in topology.nodes or topology.nodes[t["node"]].role == "bridge":
+                raise AgentRefusal(400, "topology_error", f"{where}: {t['node']!r} is not a router or host of the lab")
+            if not IFNAME_RE.match(t["iface"]) or t["iface"] == "lo":
+                raise AgentRefusal(400, "topology_error", f"{where}: interface name {t['iface']!r} is not valid")
+            if t.get("mac") and not MAC_RE.match(t["mac"]):
+                raise AgentRefusal(400, "topology_error", f"{where}: {t['mac']!r} is not a MAC address")
+            try:
+                remote = str(ipaddress.ip_address(t["remote"]))
+            except ValueError:
+                raise AgentRefusal(400, "topology_error", f"{where}: remote {t['remote']!r} is not an address") from None
+            # The far end of a tunnel is another agent: it must be inside the perimeter too.
+            if not self.caller_allowed(remote):
+                raise AgentRefusal(403, "forbidden", f"{where}: remote {remote} is outside the allowed networks")
+            out.append(Tunnel(node=t["node"], iface=t["iface"], vni=int(t["vni"]), remote=remote,
+                              local=self.config.underlay, mac=t.get("mac"), mtu=int(t.get("mtu") or 1450),
+                              dstport=int(t.get("dstport") or 4789)))
+        return out
 
     def _hold(self, twin_id: str) -> _Held:
         with self._lock:
@@ -288,6 +323,12 @@ class TwinAgent:
                                                                 test_only=bool(body.get("test_only", False))))}
         if op == "reach":
             return {"reachable": bool(twin.reach(body["src"], body["address"], int(body.get("count", 1))))}
+        if op == "reachability":
+            if not hasattr(twin, "ping_pairs"):
+                raise TwinError("this backend cannot ping pairs for a twin split across hosts")
+            pairs = [(str(s), str(a)) for s, a in body["pairs"]]
+            found = twin.ping_pairs(pairs)
+            return {"results": [[s, a, bool(found[(s, a)])] for s, a in pairs]}
         return {"config": twin.running_config(body["node"])}  # running-config
 
     def teardown(self, twin_id: str) -> dict[str, Any]:

@@ -65,6 +65,25 @@ class Link:
     mtu: int | None = None
 
 
+@dataclass(frozen=True)
+class Tunnel:
+    """One end of a link whose other end runs on another twin host (twin/split.py).
+
+    Realised as a VXLAN device over the hosts' underlay, named `iface` inside `node`, as
+    containerlab and netlab's multi-host links are. Both ends share `vni`; `remote` is the other
+    host's underlay address, `local` this host's (None: the kernel picks by route).
+    """
+
+    node: str
+    iface: str
+    vni: int
+    remote: str
+    local: str | None = None
+    mac: str | None = None
+    mtu: int = 1450  # 1500 less VXLAN's 50 bytes over an IPv4 underlay of MTU 1500
+    dstport: int = 4789
+
+
 @dataclass
 class Node:
     name: str

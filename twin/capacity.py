@@ -8,6 +8,12 @@ the extra daemons, so a budget errs on the side of admitting fewer twins.
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
 from .base import Topology
 
 NODE_COST_MB = 27  # zebra + staticd + bgpd, top of the measured 22.5-26.5 MB PSS, rounded up
@@ -42,3 +48,74 @@ def host_available_mb(meminfo: str = "/proc/meminfo") -> int:
 def default_budget_mb(reserve_mb: int = 1024) -> int:
     """A budget for twins when the site sets none: what the host has free, less a reserve for itself."""
     return max(0, host_available_mb() - reserve_mb)
+
+
+class CapacityLedger:
+    """The memory promised to twins on this host, shared by every worker process through one file.
+
+    A worker admits a run only when the run's cost fits what the budget has left; the entry is
+    released when the run ends, and an entry whose process died (a killed worker) no longer
+    counts. The file is guarded by `flock`, so concurrent workers never both take the last MB.
+    """
+
+    def __init__(self, path: str | Path, budget_mb: int) -> None:
+        self.path = Path(path)
+        self.budget_mb = budget_mb
+
+    def _locked(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path.with_suffix(".lock"), "a+")  # closed by the caller's finally
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        return fh
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        from .runstate import pid_matches
+
+        # An entry of a dead process (worker killed mid-run) frees its memory.
+        return {k: v for k, v in data.items() if isinstance(v, dict) and isinstance(v.get("pid"), int)
+                and pid_matches(v["pid"], v.get("start"))}
+
+    def _write(self, entries: dict[str, dict[str, Any]]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entries, sort_keys=True))
+        os.replace(tmp, self.path)
+
+    def admit(self, run_id: str, need_mb: int) -> tuple[bool, int]:
+        """Reserve `need_mb` for `run_id` if it fits; returns (admitted, MB free before this run)."""
+        from .runstate import proc_start_time
+
+        fh = self._locked()
+        try:
+            entries = self._read()
+            entries.pop(run_id, None)  # a retried run replaces its own reservation
+            free = self.budget_mb - sum(int(e["mb"]) for e in entries.values())
+            if need_mb > free:
+                self._write(entries)
+                return False, free
+            entries[run_id] = {"mb": int(need_mb), "pid": os.getpid(), "start": proc_start_time(os.getpid())}
+            self._write(entries)
+            return True, free
+        finally:
+            fh.close()
+
+    def release(self, run_id: str) -> None:
+        fh = self._locked()
+        try:
+            entries = self._read()
+            if entries.pop(run_id, None) is not None:
+                self._write(entries)
+        finally:
+            fh.close()
+
+    def reserved(self) -> dict[str, int]:
+        fh = self._locked()
+        try:
+            return {k: int(v["mb"]) for k, v in self._read().items()}
+        finally:
+            fh.close()

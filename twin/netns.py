@@ -38,6 +38,7 @@ from .base import (
     RejectedLine,
     ReloadResult,
     Topology,
+    Tunnel,
     TwinError,
     no_progress,
 )
@@ -149,13 +150,13 @@ class NetnsBackend:
     def __init__(self) -> None:
         preflight_environment()
 
-    def spawn(self, topology: Topology, run_id: str | None = None, progress: Progress = no_progress
-              ) -> NetnsTwin:
+    def spawn(self, topology: Topology, run_id: str | None = None, progress: Progress = no_progress,
+              tunnels: list[Tunnel] | None = None) -> NetnsTwin:
         # Before adding a twin, remove those a dead process left; and adopt our daemons so that
         # teardown can wait for each one to be gone (runstate.become_subreaper says why).
         twin_reap_orphans()
         runstate.become_subreaper()
-        twin = NetnsTwin(topology, run_id)
+        twin = NetnsTwin(topology, run_id, tunnels)
         try:
             twin._spawn(progress)
         except BaseException as exc:
@@ -172,8 +173,10 @@ class NetnsBackend:
 class NetnsTwin:
     """A running lab in namespaces. Call `teardown()` in `finally`."""
 
-    def __init__(self, topology: Topology, run_id: str | None = None) -> None:
+    def __init__(self, topology: Topology, run_id: str | None = None, tunnels: list[Tunnel] | None = None) -> None:
         self.topology = topology
+        # Links whose far end is on another twin host (twin/split.py): VXLAN devices.
+        self.tunnels = list(tunnels or [])
         self.label = run_id or ""
         # Short ids keep namespace names readable; the caller's run id is recorded beside it.
         self.run_id = run_id if run_id and runstate.RUN_ID_RE.match(run_id) and not runstate.run_dir(
@@ -236,6 +239,9 @@ class NetnsTwin:
             "owner_pid": os.getpid(), "owner_start": runstate.proc_start_time(os.getpid()),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "namespaces": namespaces, "holders": {}, "daemons": {},
+            # VXLAN devices exist in this process's namespace between creation and the move into
+            # their node; recorded first so a crash in between leaves nothing for good.
+            "host_links": [self._tunnel_dev(k) for k in range(len(self.tunnels))],
         }
         self._save()  # recorded before anything exists, so a crash from here on is reapable
 
@@ -283,6 +289,7 @@ class NetnsTwin:
             batches[self.switch_ns] = "".join(f"link set {p} master {b}\nlink set {p} up\n"
                                               for b, ports in port_of_bridge.items() for p in ports)
         _parallel(lambda item: _run(["ip", "-n", item[0], "-batch", "-"], input=item[1]), batches.items())
+        self._make_tunnels()
         t_net = time.monotonic() - t0
         progress("spawn", "info", f"namespaces and links ready in {t_net:.2f} s", {"seconds": t_net})
 
@@ -335,6 +342,36 @@ class NetnsTwin:
         progress("spawn", "ok", f"{len(self.routers)} routers up in {spawn_s:.2f} s; "
                  f"{len(self.load_errors)} config lines refused",
                  {"seconds": spawn_s, "rejected": len(self.load_errors)})
+
+    def _tunnel_dev(self, k: int) -> str:
+        return f"vx{self.run_id}{k}"  # unique on the host, <= 15 characters up to 99999 tunnels
+
+    def _make_tunnels(self) -> None:
+        """One VXLAN device per cross-host link, created here and moved into its node.
+
+        As containerlab's and netlab's multi-host links: the VXLAN socket stays in the namespace
+        the device was created in (this agent's, which holds the underlay), while the device
+        itself becomes the node's interface, under the lab's name and MAC. Deleting the node's
+        namespace deletes it.
+        """
+        if not self.tunnels:
+            return
+        lines = []
+        for k, t in enumerate(self.tunnels):
+            if t.node not in self.routers + self.hosts:
+                raise TwinError(f"tunnel {k}: node {t.node!r} is not a router or host of this twin")
+            dev = self._tunnel_dev(k)
+            local = f" local {t.local}" if t.local else ""
+            lines.append(f"link add {dev} type vxlan id {int(t.vni)} remote {t.remote}{local} "
+                         f"dstport {int(t.dstport)} nolearning\n")
+            lines.append(f"link set {dev} netns {self.ns(t.node)}\n")
+        _run(["ip", "-batch", "-"], input="".join(lines))
+        per_ns: dict[str, list[str]] = {}
+        for k, t in enumerate(self.tunnels):
+            mac = t.mac or mac_for(self.topology.name, t.node, t.iface)
+            per_ns.setdefault(self.ns(t.node), []).append(
+                f"link set {self._tunnel_dev(k)} name {t.iface} address {mac} mtu {int(t.mtu)}\nlink set {t.iface} up\n")
+        _parallel(lambda item: _run(["ip", "-n", item[0], "-batch", "-"], input="".join(item[1])), per_ns.items())
 
     def _run_exec(self, name: str) -> list[str]:
         warnings = []
@@ -621,13 +658,7 @@ class NetnsTwin:
         """Router -> its host addresses on lo (IPv4 /32, IPv6 /128): the reachability targets."""
         if nodes is None:
             nodes = {n: {"interfaces": _interfaces(self.vtysh_json(n, "show interface json")[0])} for n in self.routers}
-        out = {}
-        for n, snap in nodes.items():
-            addrs = snap["interfaces"].get("lo", {}).get("addresses", [])
-            out[n] = sorted(a.split("/")[0] for a in addrs
-                            if (a.endswith("/32") and ":" not in a and not a.startswith("127."))
-                            or (a.endswith("/128") and a != "::1/128" and not a.startswith("fe80")))
-        return out
+        return loopbacks_of(nodes)
 
     def snapshot(self, reachability: bool = True) -> dict[str, Any]:
         nodes = dict(zip(self.routers, _parallel(self._node_snapshot, self.routers), strict=True))
@@ -637,13 +668,7 @@ class NetnsTwin:
         return snap
 
     def reachability(self, loopbacks: dict[str, list[str]]) -> dict[str, Any]:
-        pairs = [(s, d, a) for s in sorted(loopbacks) for d in sorted(loopbacks) if s != d for a in loopbacks[d]]
-        sampled = len(self.routers) > SMALL_LAB_ROUTERS and len(pairs) > SAMPLE_PAIRS
-        seed = None
-        if sampled:
-            # Same seed for every snapshot of this twin, so baseline/after/rollback ping the same pairs.
-            seed = int(hashlib.sha256(f"{self.topology.name}/{','.join(self.routers)}".encode()).hexdigest()[:8], 16)
-            pairs = sorted(random.Random(seed).sample(pairs, SAMPLE_PAIRS))
+        pairs, sampled, seed = reachability_pairs(self.topology.name, self.routers, loopbacks)
         by_src: dict[str, list[str]] = {}
         for s, _, a in pairs:
             by_src.setdefault(s, []).append(a)
@@ -651,6 +676,23 @@ class NetnsTwin:
                                              by_src), strict=True))
         return {"pairs": {f"{s}->{d}:{a}": results[s].get(a, False) for s, d, a in pairs},
                 "sampled": sampled, "seed": seed}
+
+    def ping_pairs(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+        """Ping each (router, address) pair, sourced from the router's loopback as `reachability` does.
+
+        For a twin split across hosts (twin/split.py): the pairs are chosen over the whole lab,
+        and each host pings from its own routers.
+        """
+        by_src: dict[str, list[str]] = {}
+        for src, address in pairs:
+            if src not in self.holders:
+                raise TwinError(f"unknown router {src!r} (routers: {', '.join(self.routers)})")
+            ipaddress.ip_address(address)
+            by_src.setdefault(src, []).append(address)
+        own = self.loopbacks()
+        results = dict(zip(by_src, _parallel(lambda s: self._ping_many(s, sorted(set(by_src[s])), own.get(s, [])),
+                                             by_src), strict=True))
+        return {(s, a): results[s].get(a, False) for s, a in pairs}
 
     def _ping_many(self, src: str, addresses: list[str], sources: list[str]) -> dict[str, bool]:
         # Loopback to loopback: the ping is sourced from the router's own loopback, so the reply
@@ -789,6 +831,30 @@ def _raise_neighbour_limits(links: int) -> list[str]:
             except (OSError, ValueError):
                 continue
     return changes
+
+
+def loopbacks_of(nodes: dict[str, Any]) -> dict[str, list[str]]:
+    """Router -> its host addresses on lo (IPv4 /32, IPv6 /128), from snapshot nodes."""
+    out = {}
+    for n, snap in nodes.items():
+        addrs = snap["interfaces"].get("lo", {}).get("addresses", [])
+        out[n] = sorted(a.split("/")[0] for a in addrs
+                        if (a.endswith("/32") and ":" not in a and not a.startswith("127."))
+                        or (a.endswith("/128") and a != "::1/128" and not a.startswith("fe80")))
+    return out
+
+
+def reachability_pairs(lab: str, routers: list[str], loopbacks: dict[str, list[str]]
+                       ) -> tuple[list[tuple[str, str, str]], bool, int | None]:
+    """The (source, destination, address) pairs a reachability matrix pings, whether sampled, and the seed."""
+    pairs = [(s, d, a) for s in sorted(loopbacks) for d in sorted(loopbacks) if s != d for a in loopbacks[d]]
+    sampled = len(routers) > SMALL_LAB_ROUTERS and len(pairs) > SAMPLE_PAIRS
+    seed = None
+    if sampled:
+        # Same seed for every snapshot of this twin, so baseline/after/rollback ping the same pairs.
+        seed = int(hashlib.sha256(f"{lab}/{','.join(routers)}".encode()).hexdigest()[:8], 16)
+        pairs = sorted(random.Random(seed).sample(pairs, SAMPLE_PAIRS))
+    return pairs, sampled, seed
 
 
 def _source_flag(address: str, sources: list[str]) -> str:

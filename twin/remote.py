@@ -34,6 +34,7 @@ from .base import (
     RejectedLine,
     ReloadResult,
     Topology,
+    Tunnel,
     TwinError,
     no_progress,
 )
@@ -184,10 +185,13 @@ class RemoteBackend:
     def status(self) -> dict[str, Any]:
         return self.client.call("GET", "/v1/status", "status_response", deadline_s=30.0)
 
-    def spawn(self, topology: Topology, run_id: str | None = None, progress: Progress = no_progress) -> RemoteTwin:
-        doc = self.client.call("POST", "/v1/twins", "spawn_response",
-                               {"topology": topology_to_wire(topology), "run_id": run_id, "lease_s": self.lease_s},
-                               deadline_s=SPAWN_TIMEOUT_S)
+    def spawn(self, topology: Topology, run_id: str | None = None, progress: Progress = no_progress,
+              tunnels: list[Tunnel] | None = None) -> RemoteTwin:
+        body: dict[str, Any] = {"topology": topology_to_wire(topology), "run_id": run_id, "lease_s": self.lease_s}
+        if tunnels:
+            body["tunnels"] = [{"node": t.node, "iface": t.iface, "vni": t.vni, "remote": t.remote, "mac": t.mac,
+                                "mtu": t.mtu, "dstport": t.dstport} for t in tunnels]
+        doc = self.client.call("POST", "/v1/twins", "spawn_response", body, deadline_s=SPAWN_TIMEOUT_S)
         twin = RemoteTwin(self.client, topology, doc)
         for ev in doc["events"]:
             progress(ev["step"], ev["status"], ev["message"], ev["data"])
@@ -239,6 +243,11 @@ class RemoteTwin:
 
     def reach(self, src: str, address: str, count: int = 1) -> bool:
         return self._op("reach", {"src": src, "address": address, "count": count}, "reach_response")["reachable"]
+
+    def ping_pairs(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+        """Ping (router, address) pairs from this agent's routers (a twin split across hosts)."""
+        doc = self._op("reachability", {"pairs": [list(p) for p in pairs]}, "reachability_response")
+        return {(s, a): ok for s, a, ok in doc["results"]}
 
     def running_config(self, node: str) -> str:
         return self._op("running-config", {"node": node}, "running_config_response")["config"]

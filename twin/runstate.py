@@ -220,6 +220,12 @@ def destroy(path: Path, wait: float = 10.0) -> list[str]:
     # A zombie whose parent is another process (the twin of a dead owner, re-parented to PID 1)
     # has exited and holds nothing but its PID; its parent collects it. Anything else is left.
     leftovers = [f"process {p} ({' '.join(proc_cmdline(p))[:60]})" for p in sorted(pending) if not _is_zombie(p)]
+    # VXLAN devices of a spawn that died before moving them into their node (twin/split.py);
+    # only names of this run's own pattern, and only those still in this namespace.
+    for dev in state.get("host_links") or []:
+        if isinstance(dev, str) and re.match(rf"^vx{re.escape(str(state.get('run_id', '')))}\d+$", dev) \
+                and os.path.exists(f"/sys/class/net/{dev}"):
+            subprocess.run(["ip", "link", "del", dev], capture_output=True, text=True)
     existing = [ns for ns in namespaces if (NETNS_DIR / ns).exists()]
     if existing:
         subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {ns}\n" for ns in existing),

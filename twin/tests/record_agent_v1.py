@@ -46,6 +46,7 @@ def main() -> None:
             twin.apply("r3", "ip prefix-list X seq 5 permit 10.9.0.0/16\nbogus line\n")
             twin.reload_config("r3", twin.running_config("r3"), test_only=True)
             twin.reach("r1", "10.255.0.3")
+            twin.ping_pairs([("r1", "10.255.0.3"), ("r2", "10.255.0.1")])
             twin._op("renew", {}, "renew_response")
         finally:
             twin.teardown()

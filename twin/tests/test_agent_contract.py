@@ -267,7 +267,7 @@ def test_recorded_real_answers_follow_the_schema():
     # Recorded from a real agent over real FRR by twin/tests/record_agent_v1.py.
     files = sorted(RECORDED.glob("*.json"))
     assert {p.stem for p in files} >= {"health", "status", "spawn", "converge", "snapshot", "apply", "reload",
-                                       "reach", "running_config", "renew", "teardown"}
+                                       "reach", "reachability", "running_config", "renew", "teardown"}
     for path in files:
         doc = json.loads(path.read_text())
         schema_check(doc["definition"], doc["response"])

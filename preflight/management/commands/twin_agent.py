@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import threading
@@ -29,6 +30,9 @@ class Command(BaseCommand):
                             help="what serves the twins (simulator: no root, for trying the protocol)")
         parser.add_argument("--budget-mb", type=int, default=settings.AEGIS_AGENT_BUDGET_MB,
                             help="memory for twins in MB (default AEGIS_AGENT_BUDGET_MB; 0 = MemAvailable - 1 GB)")
+        parser.add_argument("--underlay", default=settings.AEGIS_AGENT_UNDERLAY or None,
+                            help="this host's address for VXLAN links to other agents (a lab split across hosts; "
+                                 "default AEGIS_AGENT_UNDERLAY)")
         parser.add_argument("--lease-s", type=float, default=float(settings.AEGIS_AGENT_LEASE_S),
                             help="default lease: a twin not renewed for this long is torn down")
 
@@ -38,6 +42,8 @@ class Command(BaseCommand):
             raise CommandError("no token: pass --token-file FILE or set AEGIS_AGENT_TOKEN_FILE")
         try:
             host, port = parse_listen(opts["listen"])
+            if opts["underlay"]:
+                ipaddress.ip_address(opts["underlay"])
             token = token_read(opts["token_file"])
         except ValueError as exc:
             raise CommandError(str(exc)) from None
@@ -47,7 +53,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         budget = opts["budget_mb"] or default_budget_mb()
         agent = TwinAgent(AgentConfig(token=token, allow=list(settings.AEGIS_EGRESS_ALLOW), budget_mb=budget,
-                                      lease_s=opts["lease_s"]), backend)
+                                      lease_s=opts["lease_s"], underlay=opts["underlay"]), backend)
         holder: dict[str, Any] = {}
 
         def ready(server: Any) -> None:
