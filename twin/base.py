@@ -166,6 +166,21 @@ class Twin(Protocol):
         """Ping `address` from inside node `src` (data plane, not the RIB)."""
         ...
 
+    def fib(self) -> dict[str, Any]:
+        """Every router's kernel forwarding table and addresses, read now (twin/fib.py shape):
+        {"nodes": {router: {"routes": [...], "addresses": [...], "skipped_tables": [...]}},
+         "links": {"r1:eth1": ["r2:eth1"], ...}}."""
+        ...
+
+    def probe(self, src: str, address: str) -> dict[str, Any]:
+        """One real packet from `src` to `address` (ping, sourced from src's loopback when it has
+        one): {"replied": bool, "ttl_exceeded": bool, "unreachable": bool, "output": str}."""
+        ...
+
+    def set_link(self, node: str, iface: str, up: bool) -> None:
+        """Take an interface of `node` down or up (a failure scenario); addresses are kept."""
+        ...
+
     def running_config(self, node: str) -> str: ...
 
     def reload_config(self, node: str, config: str, test_only: bool = False) -> ReloadResult: ...

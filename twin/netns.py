@@ -42,6 +42,7 @@ from .base import (
     TwinError,
     no_progress,
 )
+from .fib import fib_links, fib_normalize
 from .loadlog import classify_vtysh_output
 from .reap import twin_reap_orphans
 
@@ -731,6 +732,42 @@ class NetnsTwin:
         proc = _run(["ip", "netns", "exec", self.ns(src), "ping", "-n", "-q", "-c", str(max(1, count)),
                      "-i", "0.2", "-W", "1", *flag.split(), address], check=False, timeout=30 + count)
         return proc.returncode == 0
+
+    # ------------------------------------------------------------------ forwarding tables
+
+    def _node_fib(self, node: str) -> dict[str, Any]:
+        # One process per router: three `ip -j` documents, one per line.
+        script = "ip -j -4 route show table all; echo; ip -j -6 route show table all; echo; ip -j addr show"
+        out = _run(["ip", "netns", "exec", self.ns(node), "sh", "-c", script], timeout=60).stdout
+        docs = parse_json_stream(out)
+        if len(docs) != 3:
+            raise TwinError(f"{node}: could not read the kernel forwarding table (ip -j printed {len(docs)} of 3)")
+        return fib_normalize(docs[0], docs[1], docs[2])
+
+    def fib(self) -> dict[str, Any]:
+        nodes = dict(zip(self.routers, _parallel(self._node_fib, self.routers), strict=True))
+        return {"nodes": nodes, "links": fib_links(self.topology)}
+
+    def probe(self, src: str, address: str) -> dict[str, Any]:
+        if src not in self.holders:
+            raise TwinError(f"unknown router {src!r}")
+        ipaddress.ip_address(address)
+        flag = _source_flag(address, self.loopbacks({src: {"interfaces": _interfaces(
+            self.vtysh_json(src, "show interface json")[0])}})[src])
+        # -t 64: a loop shows as "Time to live exceeded" from a router on it, within a second.
+        proc = _run(["ip", "netns", "exec", self.ns(src), "ping", "-n", "-c", "1", "-W", "1", "-t", "64",
+                     *flag.split(), address], check=False, timeout=15)
+        text = (proc.stdout + proc.stderr).strip()
+        return {"replied": proc.returncode == 0, "ttl_exceeded": "Time to live exceeded" in text,
+                "unreachable": "nreachable" in text or "Prohibited" in text,
+                "output": "\n".join(ln for ln in text.splitlines() if ln and not ln.startswith("---"))[:500]}
+
+    def set_link(self, node: str, iface: str, up: bool) -> None:
+        if node not in self.holders:
+            raise TwinError(f"unknown router {node!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,15}", iface):
+            raise TwinError(f"not an interface name: {iface!r}")
+        _run(["ip", "-n", self.ns(node), "link", "set", "dev", iface, "up" if up else "down"])
 
     # ------------------------------------------------------------------ change
 

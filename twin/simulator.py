@@ -37,6 +37,7 @@ from twin.base import (
     TwinError,
     no_progress,
 )
+from twin.fib import fib_links
 from twin.frrconf import FrrConfig, config_model
 
 # faults = {"spawn_failure": True, "converge_timeout": "baseline"|"change"|"rollback",
@@ -104,6 +105,9 @@ class SimulatedTwin:
             "nodes": len(topology.nodes), "links": len(topology.links), "run_id": run_id,
         }
 
+    def _iface_key(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return tuple((n, tuple(sorted(i))) for n, i in sorted(self._ifaces.items()))
+
     # -- fault plumbing -------------------------------------------------------------------
     def _maybe_raise(self, method: str) -> None:
         if self.faults.get("exception") == method:
@@ -130,7 +134,8 @@ class SimulatedTwin:
     def _simulated_json(self, reachability: bool) -> str:
         # The same configs always give the same snapshot; the stress test repeats the same
         # baseline thousands of times, so results are cached as JSON (a fresh copy per call).
-        key = (self.topology.source, tuple(sorted(self.configs.items())), frozenset(self.crashed), reachability)
+        key = (self.topology.source, tuple(sorted(self.configs.items())), frozenset(self.crashed), reachability,
+               self._iface_key())
         cached = _SNAPSHOT_CACHE.get(key)
         if cached is None:
             cached = json.dumps(_simulate(self.topology, self.configs, frozenset(self.crashed), self._ifaces,
@@ -177,7 +182,7 @@ class SimulatedTwin:
 
     def reach(self, src: str, address: str, count: int = 1) -> bool:
         self._maybe_raise("reach")
-        key = (self.topology.source, tuple(sorted(self.configs.items())), frozenset(self.crashed))
+        key = (self.topology.source, tuple(sorted(self.configs.items())), frozenset(self.crashed), self._iface_key())
         routes = _ROUTES_CACHE.get(key)
         if routes is None:
             snap = json.loads(self._simulated_json(False))
@@ -186,6 +191,82 @@ class SimulatedTwin:
                 _ROUTES_CACHE.clear()
             _ROUTES_CACHE[key] = routes  # read-only: reach() only looks
         return _route_reaches(routes.get(src, {}), address)
+
+    def fib(self) -> dict[str, Any]:
+        """The simulated routes written as a kernel FIB would hold them (twin/fib.py shape)."""
+        self._maybe_raise("fib")
+        snap = json.loads(self._simulated_json(False))
+        nodes = {}
+        for n, v in snap["nodes"].items():
+            routes: list[dict[str, Any]] = []
+            addresses: list[dict[str, str]] = []
+            for iface, info in v["interfaces"].items():
+                if info["oper"] != "up":
+                    continue
+                for a in info["addresses"]:
+                    ip = ipaddress.ip_interface(a)
+                    addresses.append({"dev": iface, "address": a})
+                    host = f"{ip.ip}/{ip.max_prefixlen}"
+                    routes.append({"dst": host, "table": "local", "type": "local", "nexthops": [{"dev": iface}]})
+            for prefix, r in v["routes"].items():
+                hops: list[dict[str, str]] = []
+                rtype = "unicast"
+                for h in r["nexthops"]:
+                    via, _, dev = str(h).partition("@")
+                    if via.lower() in ("null0", "blackhole"):
+                        rtype = "blackhole"
+                    elif r["protocol"] == "connected":
+                        hops.append({"dev": via})
+                    else:
+                        dev = dev or next((i for i, info in v["interfaces"].items() for a in info["addresses"]
+                                           if _same_subnet(a, via)), "")
+                        hops.append({"via": via, "dev": dev} if dev else {"via": via})
+                routes.append({"dst": prefix, "table": "main", "type": rtype,
+                               "nexthops": [] if rtype == "blackhole" else hops})
+            nodes[n] = {"routes": sorted(routes, key=lambda x: (x["table"], x["dst"], x["type"])),
+                        "addresses": sorted(addresses, key=lambda a: (a["dev"], a["address"])),
+                        "skipped_tables": []}
+        return {"nodes": nodes, "links": fib_links(self.topology)}
+
+    def probe(self, src: str, address: str) -> dict[str, Any]:
+        """A simulated packet, walked hop by hop through the simulated FIBs (first next hop, TTL 64)."""
+        fib = self.fib()["nodes"]
+        owner = {a["address"].split("/")[0]: n for n, v in fib.items() for a in v["addresses"]}
+        dst = ipaddress.ip_address(address)
+        node, ttl = src, 64
+        while ttl > 0:
+            if owner.get(address) == node:
+                return {"replied": True, "ttl_exceeded": False, "unreachable": False, "output": f"reply from {node}"}
+            best = None
+            for r in fib[node]["routes"]:
+                net = ipaddress.ip_network(r["dst"])
+                if net.version == dst.version and dst in net and (best is None or net.prefixlen > best[0]):
+                    best = (net.prefixlen, r)
+            if best is None or best[1]["type"] != "unicast" or not best[1]["nexthops"]:
+                return {"replied": False, "ttl_exceeded": False, "unreachable": best is None,
+                        "output": f"dropped at {node}"}
+            hop = best[1]["nexthops"][0]
+            nxt = owner.get(hop.get("via", address))
+            if nxt is None:
+                return {"replied": False, "ttl_exceeded": False, "unreachable": True, "output": f"no neighbour at {node}"}
+            node, ttl = nxt, ttl - 1
+        return {"replied": False, "ttl_exceeded": True, "unreachable": False, "output": "Time to live exceeded"}
+
+    def set_link(self, node: str, iface: str, up: bool) -> None:
+        """Take `node:iface` and the other end of its link down or up."""
+        if iface not in self._ifaces.get(node, set()) and up is False:
+            raise TwinError(f"{node} has no interface {iface!r}")
+        ends = [(node, iface)]
+        for link in self.topology.links:
+            if (link.a.node, link.a.iface) == (node, iface):
+                ends.append((link.b.node, link.b.iface))
+            elif (link.b.node, link.b.iface) == (node, iface):
+                ends.append((link.a.node, link.a.iface))
+        for n, i in ends:
+            if up:
+                self._ifaces.setdefault(n, {"lo"}).add(i)
+            else:
+                self._ifaces.get(n, set()).discard(i)
 
     def running_config(self, node: str) -> str:
         self._maybe_raise("running_config")
@@ -209,6 +290,13 @@ class SimulatedTwin:
     def teardown(self) -> None:
         self.teardown_calls += 1
         self._maybe_raise("teardown")
+
+
+def _same_subnet(interface: str, address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_interface(interface).network
+    except ValueError:
+        return False
 
 
 def _config_lines(text: str) -> list[str]:
@@ -294,6 +382,8 @@ def _simulate(topology: Topology, configs: dict[str, str], crashed: frozenset[st
     owner: dict[str, tuple[str, str]] = {}
     for n in sorted(models):
         for iface, addrs in sorted(models[n].addresses.items()):
+            if iface not in ifaces.get(n, set()):
+                continue  # a down interface answers nothing (failure scenarios)
             for a in addrs:
                 owner.setdefault(a.split("/")[0], (n, iface))
     nodes: dict[str, Any] = {}
@@ -333,7 +423,10 @@ def _simulate(topology: Topology, configs: dict[str, str], crashed: frozenset[st
             state = "Active"
             remote = cfg.neighbor_remote_as(peer)
             own = owner.get(peer)
-            if own and n not in crashed and own[0] not in crashed and not nb.shutdown:
+            # A peer on a connected subnet needs that interface up; a multihop peer does not.
+            on_link = [i for i, addrs in cfg.addresses.items() if any(_same_subnet(a, peer) for a in addrs)]
+            link_up = not on_link or any(i in ifaces.get(n, set()) for i in on_link)
+            if own and link_up and n not in crashed and own[0] not in crashed and not nb.shutdown:
                 pnode, _ = own
                 pcfg = models[pnode]
                 my_ips = {a.split("/")[0] for addrs in cfg.addresses.values() for a in addrs}
