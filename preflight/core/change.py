@@ -27,7 +27,9 @@ SOURCES = ("file", "form", "api", "llm")
 TOP_KEYS = ("title", "description", "devices", "expect")
 PREFIX_KEYS = ("prefixes_added", "prefixes_removed", "prefixes_changed")
 SESSION_KEYS = ("sessions_removed", "sessions_added")
-EXPECT_KEYS = PREFIX_KEYS + SESSION_KEYS
+# Lists of prefixes: traffic to them may be dropped after the change (the data-plane diff).
+RANGE_KEYS = ("traffic_dropped",)
+EXPECT_KEYS = PREFIX_KEYS + SESSION_KEYS + RANGE_KEYS
 ALL_NODES = "*"  # in expect: the effect is intended on every node
 
 
@@ -152,7 +154,7 @@ def _is_comment(line: str) -> bool:
 
 def _expect_validate(expect: Any, topology: Topology | None) -> dict[str, Any]:
     clean: dict[str, Any] = {key: {} for key in PREFIX_KEYS}
-    clean.update({key: [] for key in SESSION_KEYS})
+    clean.update({key: [] for key in SESSION_KEYS + RANGE_KEYS})
     if expect is None:
         clean["declared"] = False
         return clean
@@ -189,6 +191,13 @@ def _expect_validate(expect: Any, topology: Topology | None) -> dict[str, Any]:
                 raise ChangeError(f"`expect.{key}`: node {node!r} is not in lab {topology.name!r}")
             items.append({"node": node, "peer": peer})
         clean[key] = sorted(items, key=lambda s: (s["node"], s["peer"]))
+    for key in RANGE_KEYS:
+        value = expect.get(key) or []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ChangeError(f"`expect.{key}` must be a list of prefixes")
+        clean[key] = sorted({_prefix_check(p, f"expect.{key}") for p in value})
     clean["declared"] = True
     return clean
 

@@ -13,6 +13,7 @@ Plain Python, no Django: the CLI, the Celery task and the stress test all call t
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import platform
 import secrets
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.core.change import ChangeError, change_from_parts
+from preflight.core.dataplane import dataplane_diff, witness_judge, witness_plan
 from preflight.core.diff import diff_classify, diff_is_empty, diff_items, snapshot_diff
 from preflight.core.guards import precheck
 from preflight.core.invariants import INVARIANTS_FILE, invariants_evaluate, invariants_load
@@ -37,8 +39,10 @@ AEGIS_VERSION = "0.1.0"
 # How often the baseline may be settled again when sessions are down or invariants fail.
 BASELINE_SETTLE_ATTEMPTS = 3
 STEPS = ("precheck", "static", "spawn", "converge_baseline", "snapshot_baseline", "apply", "converge_change",
-         "snapshot_change", "diff", "invariants", "rollback", "converge_rollback", "snapshot_rollback",
+         "snapshot_change", "diff", "dataplane", "invariants", "rollback", "converge_rollback", "snapshot_rollback",
          "teardown", "verdict")
+# Real packets sent to witness the FIB diff: one per changed statement, at most this many.
+WITNESS_MAX = 16
 
 
 class _StepFailed(Exception):
@@ -384,6 +388,8 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         state["baseline_down"] = down
         state["baseline_settle_attempts"] = attempts
         state["baseline_second_looks"] = looks
+        # The kernel FIBs of the settled baseline, for the data-plane diff after the change.
+        state["fib_before"] = twin.fib() if hasattr(twin, "fib") else None
         return snap
 
     s0 = run.step("snapshot_baseline", baseline)
@@ -453,6 +459,8 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         run.reasons.append(reason("UNDECLARED_EFFECT", f"{len(gains)} effect(s) not declared in expect: {shown}"))
     for m in state["classification"]["expected_missing"]:
         run.reasons.append(reason("EXPECTED_EFFECT_MISSING", m))
+    run.step("dataplane", lambda: _dataplane(run, state, twin, change),
+             "forwarding outcomes from every router's FIB, before vs after; witnessed by real packets")
     inv = run.step("invariants", lambda: invariants_evaluate(invariants, s1, twin.reach),
                    f"{len(invariants)} invariant(s)")
     state["invariants"] = inv
@@ -460,6 +468,50 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         if not r["ok"]:
             run.reasons.append(reason("INVARIANT_VIOLATED", f"{r['kind']} {_spec_text(r['spec'])}: {r['detail']}"))
     _rollback(run, state, twin, devices, before, after, settle, converge_timeout)
+
+
+def _covered(ranges: list[str], declared: list[str]) -> bool:
+    """Every range lies inside one of the declared prefixes (same family)."""
+    nets = [ipaddress.ip_network(p) for p in declared]
+    for r in ranges:
+        net = ipaddress.ip_network(r)
+        if not any(net.version == d.version and net.subnet_of(d) for d in nets):  # type: ignore[arg-type]
+            return False
+    return True
+
+
+def _dataplane(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, Any]) -> None:
+    """FIB diff S0 -> S1 over every (ingress, destination class), then real packets as witnesses."""
+    t0 = time.monotonic()
+    if state.get("fib_before") is None or not hasattr(twin, "fib"):
+        state["dataplane"] = {"skipped": "this twin backend cannot read forwarding tables"}
+        return
+    result = dataplane_diff(state["fib_before"], twin.fib()).as_dict()
+    expect = change["expect"]
+    # Traffic the change means to drop: expect.traffic_dropped, or a prefix it declares removed.
+    declared = list(expect.get("traffic_dropped") or []) + sorted(
+        {p for prefixes in (expect.get("prefixes_removed") or {}).values() for p in prefixes})
+    for s in result["changed"]:
+        s["declared"] = s["kind"] == "blackhole" and bool(declared) and _covered(s["ranges"], declared)
+    witnessed = []
+    for w in witness_plan(result["changed"], WITNESS_MAX):
+        probe = twin.probe(w["from"], w["address"])
+        verdict, why = witness_judge(w["expected"], probe)
+        witnessed.append({**w, "probe": probe, "result": verdict, "why": why})
+    result["witnessed"] = witnessed
+    result["seconds"] = round(time.monotonic() - t0, 3)
+    state["dataplane"] = result
+    # A forwarding loop is never an intended state: it always blocks.
+    for s in result["loops"]:
+        run.reasons.append(reason("DATAPLANE_LOOP", f"forwarding loop: {s['text']}"))
+    for s in result["blackholes"]:
+        if not s["declared"]:
+            run.reasons.append(reason("DATAPLANE_BLACKHOLE", f"traffic newly dropped: {s['text']} "
+                                      "(not declared in expect.traffic_dropped or prefixes_removed)"))
+    for w in witnessed:
+        if w["result"] == "disagree":
+            run.reasons.append(reason("DATAPLANE_WITNESS_DISAGREES",
+                                      f"ping {w['from']} -> {w['address']}: {w['why']} ({w['statement']})"))
 
 
 def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], before: dict[str, str],
@@ -576,6 +628,7 @@ def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict
         "settle": state.get("settle"),
         "diff": diff_doc,
         "invariants": state["invariants"],
+        "dataplane": state.get("dataplane"),
         "baseline_invariants": state.get("baseline_invariants", []),
         "rollback": state["rollback"] or {"lines": {}, "deltas": {}, "verified": False, "mismatch": [],
                                           "skipped": True},

@@ -4,6 +4,8 @@
     # expect-reasons: SESSION_LOST            (each code must be among the result's reasons)
     # expect-spawned: false                   (blocked before a twin was spawned)
     # expect-exit: 2                          (an input error: refused before anything ran)
+    # expect-mentions: link_down leaf3:eth2   (this text appears in a reason's message)
+    # expect-witness: agree                   (every real packet of the FIB diff agrees; twin only)
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class Example:
     reasons: list[str]
     spawned: bool
     exit_code: int | None
+    mentions: str | None = None
+    witness: str | None = None
 
     @property
     def id(self) -> str:
@@ -38,5 +42,6 @@ def examples() -> list[Example]:
                 head[key.strip()] = value.strip()
         out.append(Example(lab=path.parent.parent, path=path, verdict=head.get("verdict"),
                            reasons=head.get("reasons", "").split(), spawned=head.get("spawned", "true") != "false",
-                           exit_code=int(head["exit"]) if "exit" in head else None))
+                           exit_code=int(head["exit"]) if "exit" in head else None,
+                           mentions=head.get("mentions"), witness=head.get("witness")))
     return out

@@ -64,6 +64,11 @@ def test_example_change_on_the_real_twin(ex, tmp_path, request):
         assert result["verdict"] == ex.verdict, result["reasons"]
         assert set(ex.reasons) <= set(codes), result["reasons"]
         assert result["twin"]["spawned"] is ex.spawned
+        if ex.mentions:
+            assert any(ex.mentions in r["message"] for r in result["reasons"]), result["reasons"]
+        if ex.witness:
+            seen_results = {w["result"] for w in result["dataplane"]["witnessed"]}
+            assert seen_results == {ex.witness}, result["dataplane"]["witnessed"]
         if ex.spawned:
             assert result["twin"]["tier"] == "real" and result["twin"]["frr_version"]
             assert result["rollback"]["verified"] is True, result["rollback"]["mismatch"]
