@@ -53,7 +53,8 @@ DEFAULT_LEASE_S = 60.0
 MAX_REQUEST_BYTES = 32 * 1024 * 1024  # a 2000-node topology with its configs fits well inside
 REQUEST_READ_TIMEOUT_S = 30.0  # a caller that sends its request slower than this is dropped
 _TWIN_PATH = re.compile(r"^/v1/twins/([0-9a-f]{32})(?:/([a-z-]+))?$")
-_OPS = {"converge", "snapshot", "apply", "reload", "reach", "reachability", "running-config", "renew"}
+_OPS = {"converge", "snapshot", "apply", "reload", "reach", "reachability", "running-config", "renew", "fib",
+        "probe", "set-link"}
 log = logging.getLogger("aegis.twin.agent")
 
 
@@ -329,6 +330,13 @@ class TwinAgent:
             pairs = [(str(s), str(a)) for s, a in body["pairs"]]
             found = twin.ping_pairs(pairs)
             return {"results": [[s, a, bool(found[(s, a)])] for s, a in pairs]}
+        if op == "fib":
+            return {"fib": twin.fib()}
+        if op == "probe":
+            return {"probe": twin.probe(body["src"], body["address"])}
+        if op == "set-link":
+            twin.set_link(body["node"], body["iface"], bool(body["up"]))
+            return {}
         return {"config": twin.running_config(body["node"])}  # running-config
 
     def teardown(self, twin_id: str) -> dict[str, Any]:

@@ -252,6 +252,15 @@ class RemoteTwin:
     def running_config(self, node: str) -> str:
         return self._op("running-config", {"node": node}, "running_config_response")["config"]
 
+    def fib(self) -> dict[str, Any]:
+        return self._op("fib", {}, "fib_response")["fib"]
+
+    def probe(self, src: str, address: str) -> dict[str, Any]:
+        return self._op("probe", {"src": src, "address": address}, "probe_response")["probe"]
+
+    def set_link(self, node: str, iface: str, up: bool) -> None:
+        self._op("set-link", {"node": node, "iface": iface, "up": up}, "set_link_response")
+
     def reload_config(self, node: str, config: str, test_only: bool = False) -> ReloadResult:
         doc = self._op("reload", {"node": node, "config": config, "test_only": test_only}, "reload_response")
         return reload_from_wire(doc["result"])
