@@ -175,6 +175,9 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Twin jobs go to this queue; privileged workers on twin hosts consume it (`-Q twin`).
+AEGIS_TWIN_QUEUE = env_str("AEGIS_TWIN_QUEUE", "twin")
+CELERY_TASK_DEFAULT_QUEUE = AEGIS_TWIN_QUEUE
 CELERY_TASK_TIME_LIMIT = env_int("AEGIS_RUN_TIME_LIMIT_S", 900)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 
@@ -197,6 +200,11 @@ AEGIS_AGENT_BUDGET_MB = env_int("AEGIS_AGENT_BUDGET_MB", 0)
 AEGIS_AGENT_LEASE_S = env_int("AEGIS_AGENT_LEASE_S", 60)
 # On an agent host: its address on the network between agents, for VXLAN links of a split lab.
 AEGIS_AGENT_UNDERLAY = env_str("AEGIS_AGENT_UNDERLAY", "")
+# On a worker host: memory (MB) its twins may take together (0: MemTotal less 2 GB), the file
+# where worker processes on the host share their reservations, and how often a waiting run retries.
+AEGIS_WORKER_BUDGET_MB = env_int("AEGIS_WORKER_BUDGET_MB", 0)
+AEGIS_CAPACITY_LEDGER = env_str("AEGIS_CAPACITY_LEDGER", "/run/aegis/capacity.json")
+AEGIS_CAPACITY_RETRY_S = env_int("AEGIS_CAPACITY_RETRY_S", 10)
 
 # Evidence
 AEGIS_SITE_KEY_FILE = env_path("AEGIS_SITE_KEY_FILE", AEGIS_HOME / "keys" / "site_ed25519.pem")

@@ -30,7 +30,7 @@ from preflight.selectors import actor_of, blast_radius
 
 log = logging.getLogger("aegis.web")
 
-BACKENDS = ("netns", "simulator")
+BACKENDS = ("netns", "simulator", "http")  # http: a remote twin agent (AEGIS_TWIN_AGENTS)
 
 
 # ---------------------------------------------------------------------------- audit
@@ -222,6 +222,8 @@ def run_start(*, operator: Any, submission: Submission) -> PreflightRun:
     errors: dict[str, list[str]] = {}
     if backend not in BACKENDS:
         errors["backend"] = [f"Unknown twin backend {backend!r}; choose one of: {', '.join(BACKENDS)}."]
+    elif backend == "http" and not settings.AEGIS_TWIN_AGENTS:
+        errors["backend"] = ["The http backend needs twin agents: the administrator sets AEGIS_TWIN_AGENTS."]
     if not sub.lab.enabled:
         errors["lab"] = [f"Lab {sub.lab.name} is disabled by an administrator."]
     frameworks = list(dict.fromkeys(sub.frameworks or []))
@@ -486,7 +488,7 @@ def _pipeline(run: PreflightRun) -> dict[str, Any]:
     change = run.change
     topology = lab_topology(change.lab)
     options = {
-        "backend": run.backend,
+        "backend": twin_backend_for(run.backend),
         "run_id": run.run_id,
         "progress": _progress_for(run),
         "converge_timeout": float(settings.AEGIS_TWIN_CONVERGE_TIMEOUT_S),
@@ -520,6 +522,16 @@ def _pipeline(run: PreflightRun) -> dict[str, Any]:
 
 class RunAborted(Exception):
     """The run could not go on for a reason outside the change (e.g. the server restarted)."""
+
+
+def twin_backend_for(name: str) -> Any:
+    """The backend a run names: the name itself, or for `http` the site's agent client(s)."""
+    if name != "http":
+        return name
+    from twin import get_backend
+
+    return get_backend("http", agents=list(settings.AEGIS_TWIN_AGENTS), allow=list(settings.AEGIS_EGRESS_ALLOW),
+                       token_file=settings.AEGIS_AGENT_TOKEN_FILE or None)
 
 
 def _input_errors() -> tuple[type[BaseException], ...]:
@@ -644,3 +656,59 @@ def runs_recover() -> int:
         where = f"running (at step {step})" if step else "waiting"
         _run_fail(run, RunAborted(f"The server restarted while this run was {where}; submit it again."))
     return len(stale)
+
+
+# ---------------------------------------------------------------------------- twin capacity
+
+
+def _capacity_ledger() -> Any:
+    from twin.capacity import CapacityLedger, default_host_budget_mb
+
+    budget = int(settings.AEGIS_WORKER_BUDGET_MB) or default_host_budget_mb()
+    return CapacityLedger(settings.AEGIS_CAPACITY_LEDGER, budget)
+
+
+def run_admit(*, run_pk: int) -> int | None:
+    """Reserve this host's memory for a queued run's twin; None when admitted, else the MB it needs.
+
+    Only `netns` runs spawn on the worker's own host (an `http` agent keeps its own budget, the
+    simulator needs none). A run that waits gets one event, "queued for capacity (needs ~N MB)",
+    shown on its page until a worker admits it. Assumes the caller is a worker.
+    """
+    from twin.base import TopologyError
+    from twin.capacity import twin_cost_mb
+
+    run = PreflightRun.objects.select_related("change", "change__lab").get(pk=run_pk)
+    if run.done or run.backend != "netns":
+        return None
+    try:
+        need = twin_cost_mb(lab_topology(run.change.lab))
+    except TopologyError:
+        return None  # the pipeline reports the broken lab as an input error
+    ledger = _capacity_ledger()
+    try:
+        admitted, free = ledger.admit(run.run_id, need)
+    except OSError as exc:  # a ledger this process cannot write: run unbounded, and say so in the log
+        log.warning("capacity ledger %s not usable (%s); admitting run %s", settings.AEGIS_CAPACITY_LEDGER,
+                    exc, run.run_id)
+        return None
+    if admitted:
+        return None
+    message = (f"queued for capacity (needs ~{need} MB; this worker host has {max(free, 0)} MB free of its "
+               f"{ledger.budget_mb} MB twin budget)")
+    last = run.events.order_by("-seq").first()
+    if last is None or not last.message.startswith("queued for capacity"):
+        event_append(run=run, step="queued", status="info", message=message,
+                     data={"needs_mb": need, "free_mb": free, "budget_mb": ledger.budget_mb})
+    return need
+
+
+def run_release(*, run_pk: int) -> None:
+    """Give back the memory reserved by `run_admit` (the run finished, failed or was never admitted)."""
+    run = PreflightRun.objects.filter(pk=run_pk).only("run_id").first()
+    if run is None:
+        return
+    try:
+        _capacity_ledger().release(run.run_id)
+    except OSError:
+        pass

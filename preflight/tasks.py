@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 from django.conf import settings
 
@@ -9,11 +11,18 @@ from preflight import services
 
 
 @shared_task(
+    bind=True,
     name="preflight.run_execute",
     acks_late=True,  # a worker that dies mid-run leaves the message for another worker
     time_limit=settings.CELERY_TASK_TIME_LIMIT,
     soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
 )
-def run_execute_task(run_pk: int) -> str:
-    """Execute one preflight run (the worker that spawns twins must be privileged)."""
-    return services.run_execute(run_pk=run_pk)
+def run_execute_task(self: Any, run_pk: int) -> str:
+    """Execute one preflight run once this host has memory for its twin (privileged worker)."""
+    if services.run_admit(run_pk=run_pk) is not None:
+        # Not admitted: back on the queue, where this or another worker may take it later.
+        raise self.retry(countdown=settings.AEGIS_CAPACITY_RETRY_S, max_retries=None)
+    try:
+        return services.run_execute(run_pk=run_pk)
+    finally:
+        services.run_release(run_pk=run_pk)

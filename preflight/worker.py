@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
@@ -40,7 +41,13 @@ def _execute(run_pk: int) -> str:
 
     close_old_connections()
     try:
-        return services.run_execute(run_pk=run_pk)
+        # Wait (on this pool thread) until the host has memory for the run's twin.
+        while services.run_admit(run_pk=run_pk) is not None:
+            time.sleep(float(settings.AEGIS_CAPACITY_RETRY_S))
+        try:
+            return services.run_execute(run_pk=run_pk)
+        finally:
+            services.run_release(run_pk=run_pk)
     except Exception:
         log.exception("run %s crashed the in-process worker thread", run_pk)
         raise

@@ -27,8 +27,16 @@ def get_backend(name: str, **options: Any) -> Backend:
             raise TwinError(f"the simulator backend is not available: {exc}") from exc
         return SimulatorBackend(**options)
     if name == "http":
-        # url=, token_file= (or token=), allow=, lease_s=: see RemoteBackend.
+        # url= (one agent) or agents= (several: the lab is placed across them, twin/split.py),
+        # token_file= (or token=), allow=, lease_s=: see RemoteBackend.
         from .remote import RemoteBackend
 
-        return RemoteBackend(**options)
+        agents = list(options.pop("agents", None) or [])
+        if options.get("url") or len(agents) <= 1:
+            if agents and not options.get("url"):
+                options["url"] = agents[0]
+            return RemoteBackend(**options)
+        from .split import SplitBackend
+
+        return SplitBackend([RemoteBackend(url=url, **options) for url in agents])
     raise TwinError(f"unknown twin backend {name!r} (choose one of: {', '.join(BACKENDS)})")

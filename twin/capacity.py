@@ -45,6 +45,24 @@ def host_available_mb(meminfo: str = "/proc/meminfo") -> int:
     return 0
 
 
+def host_total_mb(meminfo: str = "/proc/meminfo") -> int:
+    """MemTotal of this host in MB (0 when it cannot be read)."""
+    try:
+        with open(meminfo) as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def default_host_budget_mb(reserve_mb: int = 2048) -> int:
+    """A worker host's budget for twins when the site sets none: its memory less a reserve for
+    the OS, the worker processes and everything else (the ledger counts only twins)."""
+    return max(0, host_total_mb() - reserve_mb)
+
+
 def default_budget_mb(reserve_mb: int = 1024) -> int:
     """A budget for twins when the site sets none: what the host has free, less a reserve for itself."""
     return max(0, host_available_mb() - reserve_mb)

@@ -45,8 +45,14 @@ class Command(BaseCommand):
         source.add_argument("--change", help="change file (YAML): title, devices, expect")
         source.add_argument("--intent", help="what the change should do, in words: the site's LLM proposes "
                                               "the config, which is then verified like any change")
-        parser.add_argument("--backend", default="netns", choices=["netns", "simulator"],
-                            help="netns: real FRR in namespaces (needs root); simulator: seeded model")
+        parser.add_argument("--backend", default="netns", choices=["netns", "simulator", "http"],
+                            help="netns: real FRR in namespaces (needs root); simulator: seeded model; "
+                                 "http: a remote twin agent (manage.py twin_agent)")
+        parser.add_argument("--agent", action="append", metavar="URL",
+                            help="twin agent URL for --backend http (repeat to split the lab across agents; "
+                                 "default AEGIS_TWIN_AGENTS)")
+        parser.add_argument("--agent-token-file", metavar="FILE",
+                            help="bearer token file for the agents (default AEGIS_AGENT_TOKEN_FILE)")
         parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
         parser.add_argument("--out", help="folder for result.json (default: a new folder under runs/)")
         parser.add_argument("--timeout", type=float, default=120.0, help="convergence bound in seconds")
@@ -71,7 +77,7 @@ class Command(BaseCommand):
             if change is None:
                 result = _intent_run(opts, topology, run_id=run_id, progress=printer)
             else:
-                result = run_preflight(opts["lab_dir"], change, backend=opts["backend"], run_id=run_id,
+                result = run_preflight(opts["lab_dir"], change, backend=opts["twin_backend"], run_id=run_id,
                                        progress=printer, converge_timeout=opts["timeout"], topology=topology)
         except (ChangeError, GuardRejection, TopologyError) as exc:
             self._input_error(str(exc), as_json)
@@ -119,6 +125,7 @@ class Command(BaseCommand):
         if out is not None and out.exists() and not out.is_dir():
             raise InputError(f"--out {out} exists and is not a folder")
         self._frameworks(opts)
+        opts["twin_backend"] = _twin_backend(opts)
         if not opts["no_seal"]:
             _database_ready_check()
         if opts.get("intent") is not None:
@@ -240,6 +247,23 @@ def _login_name() -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
+def _twin_backend(opts: dict[str, Any]) -> Any:
+    """The backend name, or for `http` the agent client(s) built from the options and settings."""
+    if opts["backend"] != "http":
+        return opts["backend"]
+    from twin import get_backend
+    from twin.base import TwinError
+
+    agents = opts.get("agent") or list(settings.AEGIS_TWIN_AGENTS)
+    if not agents:
+        raise InputError("--backend http needs an agent: --agent http://HOST:5757 (or set AEGIS_TWIN_AGENTS)")
+    try:
+        return get_backend("http", agents=agents, allow=list(settings.AEGIS_EGRESS_ALLOW),
+                           token_file=opts.get("agent_token_file") or settings.AEGIS_AGENT_TOKEN_FILE or None)
+    except TwinError as exc:
+        raise InputError(str(exc)) from None
+
+
 def _intent_run(opts: dict[str, Any], topology: Any, *, run_id: str, progress: Any) -> dict[str, Any]:
     """Ask the site's LLM for a change and verify it like any other; input errors become InputError."""
     from preflight.egress import EgressRefused
@@ -250,7 +274,7 @@ def _intent_run(opts: dict[str, Any], topology: Any, *, run_id: str, progress: A
     try:
         return preflight_intent(opts["lab_dir"], opts["intent"], config=llm_config_from_settings(),
                                 topology=topology, progress=progress, run_id=run_id,
-                                backend=opts["backend"], converge_timeout=opts["timeout"])
+                                backend=opts["twin_backend"], converge_timeout=opts["timeout"])
     except IntentRejected as exc:
         raise InputError(f"intent refused: {exc}") from None
     except LLMConfigError as exc:
