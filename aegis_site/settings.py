@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -205,6 +206,10 @@ AEGIS_AGENT_UNDERLAY = env_str("AEGIS_AGENT_UNDERLAY", "")
 AEGIS_WORKER_BUDGET_MB = env_int("AEGIS_WORKER_BUDGET_MB", 0)
 AEGIS_CAPACITY_LEDGER = env_str("AEGIS_CAPACITY_LEDGER", "/run/aegis/capacity.json")
 AEGIS_CAPACITY_RETRY_S = env_int("AEGIS_CAPACITY_RETRY_S", 10)
+# Risk of a router without an `aegis.criticality` label (rubric v2, docs/risk-rubric.md): low | medium | high.
+AEGIS_DEFAULT_CRITICALITY = env_str("AEGIS_DEFAULT_CRITICALITY", "medium").strip().lower()
+if AEGIS_DEFAULT_CRITICALITY not in ("low", "medium", "high"):
+    raise ImproperlyConfigured(f"AEGIS_DEFAULT_CRITICALITY must be low, medium or high, not {AEGIS_DEFAULT_CRITICALITY!r}")
 
 # Evidence
 AEGIS_SITE_KEY_FILE = env_path("AEGIS_SITE_KEY_FILE", AEGIS_HOME / "keys" / "site_ed25519.pem")

@@ -492,6 +492,7 @@ def _pipeline(run: PreflightRun) -> dict[str, Any]:
         "run_id": run.run_id,
         "progress": _progress_for(run),
         "converge_timeout": float(settings.AEGIS_TWIN_CONVERGE_TIMEOUT_S),
+        "default_criticality": settings.AEGIS_DEFAULT_CRITICALITY,
     }
     if change.intent:
         # The LLM proposes; the same pipeline verifies. A botched proposal is a blocked result

@@ -134,6 +134,10 @@ class ApplyResult:
     node: str
     applied: list[str]
     rejected: list[RejectedLine]
+    # Everything vtysh and the daemons printed while the lines went in: a daemon can refuse a
+    # line in words while vtysh still exits 0 ("% Refusing to remove a non-existent route").
+    output: str = ""
+    exit_status: int | None = None
 
 
 @dataclass

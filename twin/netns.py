@@ -786,7 +786,8 @@ class NetnsTwin:
         bad = {r.line_no for r in rejected if r.line_no} | {r.line.strip() for r in rejected}
         applied = [ln for i, ln in enumerate(lines.splitlines(), 1)
                    if ln.strip() and not ln.strip().startswith(("!", "#")) and i not in bad and ln.strip() not in bad]
-        return ApplyResult(node=node, applied=applied, rejected=rejected)
+        return ApplyResult(node=node, applied=applied, rejected=rejected, output=proc.stdout + proc.stderr,
+                           exit_status=proc.returncode)
 
     def running_config(self, node: str) -> str:
         out = self.vtysh(node, "show running-config")

@@ -517,6 +517,8 @@ class _Report:
                     [0.12, 0.4, 0.48],
                 )
             )
+        story += self.ledger_part()
+        story += self.intent_part()
         chart = self.route_chart()
         if chart is not None:
             story += [self.para("Routes per node before and after", "h3"), chart]
@@ -542,6 +544,53 @@ class _Report:
         ):
             if diff.get(key):
                 story += [self.para(label, "h3"), self.mono("\n".join(_item(x) for x in diff[key]))]
+        return story
+
+    def ledger_part(self) -> list:
+        """The per-line ledger: every change line against FRR's own delta of the running config."""
+        ledger = (self.result.get("apply") or {}).get("ledger") or {}
+        if not ledger.get("available"):
+            return []
+        summary = ledger.get("summary") or {}
+        story = [
+            self.para("Per-line ledger (running config before vs after, frr-reload's delta)", "h3"),
+            self.para(
+                "applied {applied}, rejected {rejected}, not applied {not_applied}, reinterpreted {reinterpreted}.".format(
+                    **{k: _t(summary.get(k, 0)) for k in ("applied", "rejected", "not_applied", "reinterpreted")}
+                )
+            ),
+        ]
+        rows = []
+        for node, led in sorted((ledger.get("devices") or {}).items()):
+            for e in led.get("lines") or []:
+                said = " ".join(filter(None, [f"became: {e['became']}" if e.get("became") else "", e.get("frr_said")]))
+                rows.append([node, e.get("line_no"), e.get("line"), e.get("status"), said])
+            for u in led.get("unrequested") or []:
+                rows.append([node, "-", u.get("line"), "unrequested", f"{u.get('change')}; no line asked for it"])
+        if rows:
+            story.append(self.table(["node", "#", "line", "status", "FRR"], rows[:300], [0.1, 0.06, 0.4, 0.14, 0.3],
+                                    mono_cols=(2,)))
+        return story
+
+    def intent_part(self) -> list:
+        intent = self.result.get("intent") or {}
+        inferred = intent.get("inferred") or {}
+        if not intent:
+            return []
+        used = intent.get("used")
+        story = [
+            self.para("Intent " + ("(declared in expect; inferred intent shown for comparison)" if used == "declared"
+                                   else "(inferred from the change lines: no expect was written)"), "h3")
+        ]
+        lines = list(inferred.get("basis") or []) or ["the lines intend no routing effect (cosmetic or unreferenced)"]
+        for key in ("prefixes_added", "prefixes_removed", "prefixes_changed", "sessions_removed", "sessions_added"):
+            if inferred.get(key):
+                lines.append(f"{key}: {_item(inferred[key])}")
+        settle = self.result.get("settle") or {}
+        if settle.get("timer"):
+            lines.append(f"settle window {settle.get('seconds')} s after the apply: {settle.get('timer')} of "
+                         f"{settle.get('node')} {settle.get('subject')} ({settle.get('source')})")
+        story.append(self.mono("\n".join(lines)))
         return story
 
     def invariants_section(self) -> list:
@@ -571,6 +620,16 @@ class _Report:
                 else "Rollback was not rehearsed (the run stopped earlier)."
             )
         )
+        status = rb.get("status")
+        if status:
+            story.append(self.para({
+                "restored": f"Outcome: <b>rollback restores</b> the baseline ({_t(rb.get('restored_after_s'))} s).",
+                "restored_after_retry": f"Outcome: <b>rollback restores only after {_t(rb.get('restored_after_s'))} s</b> "
+                                        "(further settling was needed: a protocol retry timer).",
+                "lines_fail": "Outcome: <b>rollback lines fail</b>: they do not bring the running config back to the "
+                              "baseline; the back-out plan is broken.",
+                "not_restored": "Outcome: <b>the state was not restored</b>.",
+            }.get(status, _t(status))))
         for node, lines in sorted((rb.get("lines") or {}).items()):
             story += [
                 self.para(f"Inverse lines for {_t(node)}", "h3"),

@@ -17,6 +17,7 @@ from preflight.core.change import ALL_NODES
 
 # A route that now ends in a blackhole (Null0, reject, unreachable) drops the traffic it carried,
 # so an undeclared one is a loss like a removed route, not merely a change.
+ANY_PREFIX = "*"
 LOSS_KINDS = ("route_removed", "route_blackholed", "session_lost", "adjacency_lost", "reachability_lost")
 BLACKHOLE_HOPS = frozenset({"blackhole", "null0", "reject", "unreachable"})
 
@@ -167,15 +168,21 @@ def _node_prefixes(expect: dict[str, Any], key: str, node: str) -> list[str]:
     return list(per_node.get(node, [])) + list(per_node.get(ALL_NODES, []))
 
 
+def _listed(prefix: str, prefixes: list[str]) -> bool:
+    # "*" as a prefix comes only from inferred intent (preflight/core/intent.py): any prefix.
+    return prefix in prefixes or ANY_PREFIX in prefixes
+
+
 def _declared(item: dict[str, Any], expect: dict[str, Any]) -> bool:
     kind, node, key = item["kind"], item["node"], item["key"]
     if kind == "route_added":
-        return key in _node_prefixes(expect, "prefixes_added", node)
+        return _listed(key, _node_prefixes(expect, "prefixes_added", node))
     if kind == "route_removed":
-        return key in _node_prefixes(expect, "prefixes_removed", node)
+        return _listed(key, _node_prefixes(expect, "prefixes_removed", node))
     if kind == "route_changed":
-        return key in _node_prefixes(expect, "prefixes_changed", node)
+        return _listed(key, _node_prefixes(expect, "prefixes_changed", node))
     if kind == "route_blackholed":
+        # A blackhole is a loss: only a prefix named as removed or changed covers it, never "*".
         return key in (_node_prefixes(expect, "prefixes_changed", node)
                        + _node_prefixes(expect, "prefixes_removed", node))
     if kind in ("session_lost", "adjacency_lost"):
@@ -191,7 +198,13 @@ def _declared(item: dict[str, Any], expect: dict[str, Any]) -> bool:
 
 def _session_declared(declared: list[dict[str, str]], node: str, key: str) -> bool:
     bare = key.split(":", 1)[1] if key.split(":", 1)[0] in ("ospf", "ospf6", "bfd") else key
-    return any(s["node"] in (node, ALL_NODES) and s["peer"] in (key, bare) for s in declared)
+    # BFD keys are "peer|interface[|…]": the peer address alone names it too.
+    # "*@IFACE" (inferred intent) names every adjacency over that interface.
+    parts = bare.split("|")
+    iface = bare.split("@", 1)[1] if "@" in bare else (parts[1] if len(parts) > 1 else None)
+    return any(s["node"] in (node, ALL_NODES) and (s["peer"] in (key, bare, parts[0]) or
+                                                   (iface is not None and s["peer"] == f"*@{iface}"))
+               for s in declared)
 
 
 def _covered(address: str, prefixes: list[str]) -> bool:
@@ -200,6 +213,8 @@ def _covered(address: str, prefixes: list[str]) -> bool:
     except ValueError:
         return False
     for p in prefixes:
+        if p == ANY_PREFIX:
+            return True
         try:
             if ip in ipaddress.ip_network(p, strict=False):
                 return True

@@ -27,7 +27,9 @@ from preflight.core.change import ChangeError, change_from_parts
 from preflight.core.dataplane import dataplane_diff, witness_judge, witness_plan
 from preflight.core.diff import diff_classify, diff_is_empty, diff_items, snapshot_diff
 from preflight.core.guards import precheck
+from preflight.core.intent import intent_infer, intent_is_empty
 from preflight.core.invariants import INVARIANTS_FILE, invariants_evaluate, invariants_load
+from preflight.core.ledger import ledger_summary, line_ledger
 from preflight.core.risk import risk_assess
 from preflight.core.settle import settle_window
 from preflight.core.static import static_check
@@ -196,6 +198,7 @@ def run_preflight(
     topology: Topology | None = None,
     invariants: list[dict[str, Any]] | None = None,
     syntax_check: bool = True,
+    default_criticality: str = "medium",
 ) -> dict[str, Any]:
     """Verify `change` on a twin of the lab and decide; returns the result document.
 
@@ -203,6 +206,8 @@ def run_preflight(
     lab's `frr defaults datacenter` timers updates propagate in milliseconds; see
     docs/pipeline.md). `topology` and `invariants` may be passed pre-loaded (the stress test does, to run
     thousands of times); `syntax_check=False` skips `vtysh --dryrun` (only the stress test).
+    `default_criticality`: the risk of a router without an `aegis.criticality` label (the site's
+    AEGIS_DEFAULT_CRITICALITY), recorded in the result.
     """
     started_at = datetime.now(UTC)
     run_id = run_id or run_id_new()
@@ -224,8 +229,11 @@ def run_preflight(
     change = change_from_parts(title=change.get("title"), description=change.get("description"),
                                devices=change.get("devices"), expect=expect_in,
                                source=change.get("source", "api"), topology=topology)
+    if default_criticality not in ("low", "medium", "high"):
+        raise ChangeError(f"default criticality must be low, medium or high, not {default_criticality!r}")
     run = _Run(progress)
-    state: dict[str, Any] = {"findings": [], "twin": None, "facts": {}, "conv": {}, "rejected": [],
+    intent = intent_infer(change, topology)
+    state: dict[str, Any] = {"intent": intent,"findings": [], "twin": None, "facts": {}, "conv": {}, "rejected": [],
                              "diff": None, "classification": None, "invariants": [], "rollback": None,
                              "snapshots": {}}
     run.current = "precheck"
@@ -250,7 +258,9 @@ def run_preflight(
     run.skip(STEPS[:-1], "an earlier step failed or found a blocking problem")
     risk = None
     try:
-        risk = run.step("verdict", lambda: risk_assess(change, topology, state["classification"], state["diff"]))
+        risk = run.step("verdict", lambda: risk_assess(change, topology, state["classification"], state["diff"],
+                                                       default_criticality=default_criticality,
+                                                       ledger=state.get("ledger")))
     except _StepFailed:
         pass
     except Exception as exc:  # noqa: BLE001
@@ -408,6 +418,7 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
     results = run.step("apply", lambda: [twin.apply(d, change["devices"][d]) for d in devices],
                        f"entering the change on {', '.join(devices)}")
     t_applied = time.monotonic()
+    state["apply_results"] = {ar.node: ar for ar in results}
     for ar in results:
         for rl in ar.rejected:
             state["rejected"].append({"node": rl.node, "line": rl.line, "line_no": rl.line_no,
@@ -443,20 +454,26 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
     state["snapshots"]["after"] = s1
 
     def do_diff() -> None:
+        _config_ledger(run, state, change, devices, before, after)
         d = snapshot_diff(s0, s1)
         state["diff"] = d
-        state["classification"] = diff_classify(d, change["expect"])
+        # A hand-written expect wins; without one, the intent inferred from the lines decides
+        # which effects are intended (shown to the operator in the result).
+        expect = change["expect"] if change["expect"].get("declared") else state["intent"]
+        state["classification"] = diff_classify(d, expect)
 
     run.step("diff", do_diff)
     codes = {"route_removed": "PREFIX_LOST", "route_blackholed": "PREFIX_BLACKHOLED", "session_lost": "SESSION_LOST", "adjacency_lost": "ADJACENCY_LOST",
              "reachability_lost": "REACHABILITY_LOST"}
     for item in state["classification"]["undeclared"]:
         if item["loss"]:
-            run.reasons.append(reason(codes[item["kind"]], f"{item['message']} (not declared in expect)"))
+            against = "declared in expect" if change["expect"].get("declared") else "in the inferred intent"
+            run.reasons.append(reason(codes[item["kind"]], f"{item['message']} (not {against})"))
     gains = [i for i in state["classification"]["undeclared"] if not i["loss"]]
     if gains:
         shown = "; ".join(i["message"] for i in gains[:3]) + (f"; and {len(gains) - 3} more" if len(gains) > 3 else "")
-        run.reasons.append(reason("UNDECLARED_EFFECT", f"{len(gains)} effect(s) not declared in expect: {shown}"))
+        against = "expect" if change["expect"].get("declared") else "the inferred intent"
+        run.reasons.append(reason("UNDECLARED_EFFECT", f"{len(gains)} effect(s) beyond {against}: {shown}"))
     for m in state["classification"]["expected_missing"]:
         run.reasons.append(reason("EXPECTED_EFFECT_MISSING", m))
     run.step("dataplane", lambda: _dataplane(run, state, twin, change),
@@ -487,10 +504,11 @@ def _dataplane(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, An
         state["dataplane"] = {"skipped": "this twin backend cannot read forwarding tables"}
         return
     result = dataplane_diff(state["fib_before"], twin.fib()).as_dict()
-    expect = change["expect"]
+    # Without an expect, the intent inferred from the lines says what they withdraw (issue 10).
+    expect = change["expect"] if change["expect"].get("declared") else state["intent"]
     # Traffic the change means to drop: expect.traffic_dropped, or a prefix it declares removed.
     declared = list(expect.get("traffic_dropped") or []) + sorted(
-        {p for prefixes in (expect.get("prefixes_removed") or {}).values() for p in prefixes})
+        {p for prefixes in (expect.get("prefixes_removed") or {}).values() for p in prefixes if p != "*"})
     for s in result["changed"]:
         s["declared"] = s["kind"] == "blackhole" and bool(declared) and _covered(s["ranges"], declared)
     witnessed = []
@@ -514,11 +532,61 @@ def _dataplane(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, An
                                       f"ping {w['from']} -> {w['address']}: {w['why']} ({w['statement']})"))
 
 
+def _config_ledger(run: _Run, state: dict[str, Any], change: dict[str, Any], devices: list[str],
+                   before: dict[str, str], after: dict[str, str]) -> None:
+    """Per-line ledger from FRR's own delta between each device's running config before and after."""
+    if state["facts"].get("tier") == "simulated":
+        state["ledger"] = {"available": False, "why": "the simulator runs no FRR: no running config to compare"}
+        return
+    from twin.frrdelta import config_delta, config_items, contexts_of
+
+    devices_out: dict[str, Any] = {}
+    for d in devices:
+        ar = state.get("apply_results", {}).get(d)
+        rejected = [r for r in state["rejected"] if r["node"] == d]
+        devices_out[d] = line_ledger(d, change["devices"][d], config_items(change["devices"][d]),
+                                     config_delta(before[d], after[d]), contexts_of(after[d]), rejected,
+                                     getattr(ar, "output", "") if ar is not None else "")
+    state["ledger"] = {"available": True, "method": "frr-reload.py delta (vtysh -m) of running config "
+                                                  "before vs after the apply", "devices": devices_out,
+                       "summary": ledger_summary(devices_out)}
+    for d, led in devices_out.items():
+        for e in led["lines"]:
+            where = f"{d} line {e['line_no']} `{e['line']}`"
+            said = f"; FRR said: {e['frr_said']}" if e["frr_said"] else ""
+            if e["status"] == "rejected" and e.get("detected"):
+                state["rejected"].append({"node": d, "line": e["line"], "line_no": e["line_no"],
+                                          "message": e["frr_said"], "detected": e["detected"]})
+                run.reasons.append(reason("APPLY_REJECTED", f"{d} refused `{e['line']}`: {e['frr_said']} "
+                                                            "(printed by the daemon; vtysh exited 0)"))
+            elif e["status"] == "not_applied":
+                run.reasons.append(reason("LINE_NOT_APPLIED", f"{where} left the running config unchanged"
+                                          + (said or "; FRR printed nothing and exited 0")))
+            elif e["status"] == "reinterpreted":
+                run.reasons.append(reason("LINE_REINTERPRETED", f"{where} was entered as `{e['became']}`{said}"))
+        if led["unrequested"]:
+            shown = "; ".join(f"{u['change']} `{' / '.join(u['context'] + [u['line']])}`" for u in led["unrequested"][:3])
+            run.reasons.append(reason("DELTA_UNREQUESTED", f"{d}: the running config also changed where no change "
+                                                           f"line asked: {shown}"))
+    if all(led["delta_empty"] for led in devices_out.values()):
+        run.reasons.append(reason("NO_OP_CHANGE", "the running config of every device is exactly as before: "
+                                                  "the change does nothing"))
+
+
 def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], before: dict[str, str],
               after: dict[str, str], settle: Any, converge_timeout: float) -> None:
-    """Inverse of what actually changed (frr-reload deltas to the baseline), proven by S2 == S0."""
-    rb: dict[str, Any] = {"lines": {}, "deltas": {}, "verified": False, "mismatch": [], "second_look": False}
+    """Inverse of what actually changed (frr-reload deltas to the baseline), proven by S2 == S0.
+
+    Three outcomes, told apart (result.rollback.status): `restored`; `restored_after_retry` (the
+    state came back only after more settling, e.g. a BGP session waiting for its connect-retry
+    timer: not blocking, reason ROLLBACK_SLOW with the seconds); `lines_fail` (frr-reload could
+    not apply the inverse or the running config is not the baseline again: the back-out plan is
+    broken, ROLLBACK_LINES_FAILED blocks). A state that never came back is ROLLBACK_NOT_VERIFIED.
+    """
+    rb: dict[str, Any] = {"lines": {}, "deltas": {}, "verified": False, "mismatch": [], "second_look": False,
+                          "status": None, "restored_after_s": None, "looks": 0, "lines_failed": {}}
     state["rollback"] = rb
+    t_rb = time.monotonic()
 
     def do_rollback() -> None:
         for d in devices:
@@ -527,6 +595,8 @@ def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], b
             rr = twin.reload_config(d, before[d])
             rb["deltas"][d] = {"delete": list(rr.lines_to_delete), "add": list(rr.lines_to_add)}
             rb["lines"][d] = rollback_lines(rr.lines_to_delete, rr.lines_to_add)
+            if not rr.applied:
+                rb["lines_failed"][d] = {"frr_reload": (rr.output or "").strip()[-800:]}
 
     run.step("rollback", do_rollback, "restoring the baseline config (frr-reload deltas)")
     cr = run.step("converge_rollback", settle, "network settling after rollback")
@@ -534,29 +604,55 @@ def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], b
     if not cr.converged:
         run.reasons.append(reason("ROLLBACK_NOT_CONVERGED",
                                   f"the network did not settle within {converge_timeout:.0f} s after rollback"))
+
     def after_rollback() -> dict[str, Any]:
         snap = twin.snapshot()
-        if not diff_is_empty(snapshot_diff(state["snapshots"]["baseline"], snap)):
-            # OSPF can still be moving after the stability window (SPF back-off, the ABR
-            # task); settle once more before calling the rollback unverified. Recorded.
-            run.emit("snapshot_rollback", "info", "state differs from the baseline; settling once more")
+        # A state can come back late (OSPF SPF back-off and the ABR task; a BGP session waiting
+        # for its connect-retry timer): settle again, bounded, and record how long it took.
+        while not diff_is_empty(snapshot_diff(state["snapshots"]["baseline"], snap)) and \
+                rb["looks"] < BASELINE_SETTLE_ATTEMPTS and time.monotonic() - t_rb < converge_timeout:
+            rb["looks"] += 1
             rb["second_look"] = True
+            run.emit("snapshot_rollback", "info", f"state differs from the baseline; settling again ({rb['looks']})")
             twin.converge(converge_timeout)
             snap = twin.snapshot()
         return snap
 
     s2 = run.step("snapshot_rollback", after_rollback)
+    seconds = round(time.monotonic() - t_rb, 1)
     state["snapshots"]["rollback"] = s2
     mismatch = [i["message"] for i in diff_items(snapshot_diff(state["snapshots"]["baseline"], s2))]
     for d in devices:
-        now = twin.running_config(d)
-        if _config_norm(now) != _config_norm(before[d]):
-            mismatch.append(f"{d}: running config after rollback differs from the baseline")
-    rb["mismatch"] = mismatch
-    rb["verified"] = not mismatch
+        now = _config_norm(twin.running_config(d))
+        was = _config_norm(before[d])
+        if now != was:
+            extra = [ln.strip() for ln in now if ln not in was]
+            gone = [ln.strip() for ln in was if ln not in now]
+            rb["lines_failed"].setdefault(d, {}).update({"still_there": extra[:20], "not_restored": gone[:20]})
+    rb["mismatch"] = mismatch + [f"{d}: running config after rollback differs from the baseline"
+                                 for d in sorted(rb["lines_failed"])]
+    rb["verified"] = not rb["mismatch"]
+    if rb["lines_failed"]:
+        rb["status"] = "lines_fail"
+        for d, f in sorted(rb["lines_failed"].items()):
+            what = "; ".join(filter(None, [
+                f"still there: {', '.join(f['still_there'][:4])}" if f.get("still_there") else "",
+                f"not restored: {', '.join(f['not_restored'][:4])}" if f.get("not_restored") else "",
+                f"frr-reload: {f['frr_reload'][-200:]}" if f.get("frr_reload") else ""]))
+            run.reasons.append(reason("ROLLBACK_LINES_FAILED", f"{d}: the rollback lines do not bring the running "
+                                                               f"config back to the baseline ({what}): the "
+                                                               "back-out plan is broken"))
     if mismatch:
+        rb["status"] = rb["status"] or "not_restored"
         shown = "; ".join(mismatch[:3]) + (f"; and {len(mismatch) - 3} more" if len(mismatch) > 3 else "")
         run.reasons.append(reason("ROLLBACK_NOT_VERIFIED", f"rollback did not restore the baseline: {shown}"))
+    if rb["verified"]:
+        rb["restored_after_s"] = seconds
+        rb["status"] = "restored_after_retry" if rb["looks"] else "restored"
+        if rb["looks"]:
+            run.reasons.append(reason("ROLLBACK_SLOW", f"rollback restores the baseline only after {seconds:g} s "
+                                                       f"({rb['looks']} more settling round(s): a protocol retry "
+                                                       "timer); plan the back-out window for it"))
 
 
 def rollback_lines(to_delete: list[str], to_add: list[str]) -> list[str]:
@@ -624,7 +720,9 @@ def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict
             "differences_from_production": differences_from_production(topology, facts) if facts else [],
             "facts": facts,
         },
-        "apply": {"rejected": state["rejected"]},
+        "apply": {"rejected": state["rejected"], "ledger": state.get("ledger")},
+        "intent": {"inferred": state["intent"], "used": "declared" if change["expect"].get("declared") else "inferred",
+                   "empty": intent_is_empty(state["intent"])},
         "settle": state.get("settle"),
         "diff": diff_doc,
         "invariants": state["invariants"],

@@ -85,7 +85,7 @@ class _Timer:
     source: str
 
 
-def _blocks(text: str) -> list[tuple[tuple[str, ...], str]]:
+def config_statements(text: str) -> list[tuple[tuple[str, ...], str]]:
     """(context, statement) pairs of an FRR config: indentation and `exit` follow vtysh's nesting."""
     out: list[tuple[tuple[str, ...], str]] = []
     ctx: list[str] = []
@@ -119,7 +119,7 @@ def _lab_timers(topology: Topology) -> list[_Timer]:
     """Every BGP hold, OSPF dead and BFD detect time the lab's configs set (or default to)."""
     owners: dict[str, str] = {}  # address -> router
     for name in topology.routers():
-        for ctx, line in _blocks(topology.nodes[name].frr_conf or ""):
+        for ctx, line in config_statements(topology.nodes[name].frr_conf or ""):
             m = _ADDRESS.match(line)
             if m and ctx and ctx[0].startswith("interface"):
                 owners[m.group(1).split("/")[0]] = name
@@ -141,7 +141,7 @@ def _lab_timers(topology: Topology) -> list[_Timer]:
         ospf6_enabled: set[str] = set()
         if_addr: dict[str, list[str]] = {}
         bfd_mult, bfd_rx, bfd_src = BFD_DETECT_MULTIPLIER, BFD_RX_MS, "FRR default (3 x 300 ms)"
-        for ctx, line in _blocks(text):
+        for ctx, line in config_statements(text):
             top = ctx[0] if ctx else ""
             if top.startswith("router bgp"):
                 if m := _BGP_TIMERS.match(line):
@@ -230,7 +230,7 @@ def change_touches(change: dict[str, Any]) -> dict[str, list[str]]:
     """Which protocols' timers a change can set running: {"link": [...], "bgp": [...], "ospf": [...], ...}."""
     touches: dict[str, list[str]] = {}
     for device, text in sorted(change["devices"].items()):
-        for ctx, line in _blocks(text):
+        for ctx, line in config_statements(text):
             top = ctx[0] if ctx else ""
             where = f"{device}: {line}"
             if top.startswith("interface") and _LINK.match(line):

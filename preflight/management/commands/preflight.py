@@ -78,7 +78,8 @@ class Command(BaseCommand):
                 result = _intent_run(opts, topology, run_id=run_id, progress=printer)
             else:
                 result = run_preflight(opts["lab_dir"], change, backend=opts["twin_backend"], run_id=run_id,
-                                       progress=printer, converge_timeout=opts["timeout"], topology=topology)
+                                       progress=printer, converge_timeout=opts["timeout"], topology=topology,
+                                       default_criticality=settings.AEGIS_DEFAULT_CRITICALITY)
         except (ChangeError, GuardRejection, TopologyError) as exc:
             self._input_error(str(exc), as_json)
             return
@@ -274,7 +275,8 @@ def _intent_run(opts: dict[str, Any], topology: Any, *, run_id: str, progress: A
     try:
         return preflight_intent(opts["lab_dir"], opts["intent"], config=llm_config_from_settings(),
                                 topology=topology, progress=progress, run_id=run_id,
-                                backend=opts["twin_backend"], converge_timeout=opts["timeout"])
+                                backend=opts["twin_backend"], converge_timeout=opts["timeout"],
+                                default_criticality=settings.AEGIS_DEFAULT_CRITICALITY)
     except IntentRejected as exc:
         raise InputError(f"intent refused: {exc}") from None
     except LLMConfigError as exc:

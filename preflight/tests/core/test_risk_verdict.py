@@ -35,8 +35,16 @@ ANNOUNCE = "ip route 10.42.0.0/24 Null0\n"
     ({"r2": ANNOUNCE}, diff_with(routes=21), cls(), 3, "medium"),             # 21 route effects: +2
     ({"r2": ANNOUNCE}, diff_with(sessions=1), cls(), 3, "medium"),            # a session affected
     ({"r2": ANNOUNCE}, diff_with(sessions=3), cls(), 4, "medium"),
-    ({"r2": "ip prefix-list P seq 5 permit 10.0.0.0/8\n"}, diff_with(), cls(), 3, "medium"),  # policy object
-    ({"r1": "route-map A permit 10\nroute-map B permit 10\n"}, diff_with(), cls(), 7, "high"),
+    ({"r2": "ip prefix-list P seq 5 permit 10.0.0.0/8\n"}, diff_with(), cls(), 1, "low"),  # nothing references P
+    ({"r1": "route-map A permit 10\nroute-map B permit 10\n"}, diff_with(), cls(), 4, "medium"),  # unreferenced
+    ({"r1": "ip prefix-list PL-IN seq 20 permit 10.9.0.0/16\n"}, diff_with(), cls(), 6, "high"),  # in use: +2
+    ({"r1": "route-map FROM-R2 permit 20\n"}, diff_with(), cls(), 6, "high"),      # a route-map in use
+    ({"r2": "ip prefix-list P seq 5 permit 10.0.0.0/8\nrouter bgp 65002\n address-family ipv4 unicast\n"
+            "  neighbor 10.0.12.0 prefix-list P in\n"}, diff_with(), cls(), 4, "medium"),  # wired in: P + neighbour
+    ({"r1": "router bgp 65001\n neighbor 10.0.12.1 description to r2 (CHG-7)\n"}, diff_with(), cls(), 0, "low"),
+    ({"r1": "interface eth1\n description uplink\n"}, diff_with(), cls(), 0, "low"),  # cosmetic on the core
+    ({"r2": ANNOUNCE}, {"nodes": {n: diff_with(routes=4)["nodes"]["r1"] for n in ("r1", "r2", "r3")},
+                        "reachability_lost": [], "reachability_gained": []}, cls(), 1, "low"),  # 4 prefixes x 3 nodes
     ({"r1": ANNOUNCE, "r2": ANNOUNCE}, diff_with(routes=2), cls(), 5, "medium"),  # two devices
     ({"r2": ANNOUNCE}, diff_with(reach_lost=1), cls(), 3, "medium"),
     ({"r2": ANNOUNCE}, None, None, 1, "low"),                                  # no twin ran (static stop)
@@ -46,6 +54,27 @@ def test_rubric_table(pair, devices, diff, classification, score, tier):
     assert (risk["score"], risk["tier"]) == (score, tier), risk["factors"]
     assert risk["rubric_version"] == RUBRIC_VERSION
     assert sum(f["points"] for f in risk["factors"]) == risk["score"]
+
+
+@pytest.mark.parametrize("default, points, tier", [("low", 0, "low"), ("medium", 1, "low"), ("high", 3, "medium")])
+def test_default_criticality_is_a_site_setting(pair, default, points, tier):
+    pair.nodes["r2"].labels = {}
+    risk = risk_assess(change({"r2": ANNOUNCE}), pair, cls(), diff_with(), default_criticality=default)
+    crit = {f["name"]: f for f in risk["factors"]}["max_criticality"]
+    assert (crit["value"], crit["points"], risk["tier"]) == (default, points, tier)
+    assert risk["default_criticality"] == default
+
+
+def test_default_criticality_must_be_a_tier(pair):
+    with pytest.raises(ValueError, match="low, medium, high"):
+        risk_assess(change({"r2": ANNOUNCE}), pair, cls(), diff_with(), default_criticality="critical")
+
+
+def test_lines_frr_reinterpreted_raise_risk(pair):
+    ledger = {"available": True, "devices": {"r2": {"lines": [{"status": "reinterpreted"}], "unrequested": []}}}
+    risk = risk_assess(change({"r2": ANNOUNCE}), pair, cls(), diff_with(), ledger=ledger)
+    assert {f["name"]: f["points"] for f in risk["factors"]}["lines_reinterpreted"] == 3
+    assert risk["tier"] == "medium"
 
 
 def test_missing_criticality_label_counts_as_medium(pair):

@@ -24,7 +24,9 @@ SHIP_READY = {
     "devices": {"r3": "ip route 10.42.0.0/24 Null0\n"},
     "expect": {"prefixes_added": {"r3": ["10.42.0.0/24"]}},
 }
-NEEDS_APPROVAL = {"devices": {"r3": "ip route 10.43.0.0/24 Null0\n"}, "expect": None}  # undeclared effect
+# An effect beyond the intent the line carries: "add a route" to r1's loopback that in fact
+# replaces r3's BGP path (risk-rubric/2; a plain new static route is intended by inference).
+NEEDS_APPROVAL = {"devices": {"r3": "ip route 10.255.0.1/32 10.0.23.0\n"}, "expect": None}
 BLOCKED = {"devices": {"r3": "ip route bogus\n"}, "expect": None}  # FRR's parser refuses it
 
 

@@ -165,10 +165,11 @@ def test_operator_runs_a_change_on_the_real_twin_approver_approves_auditor_verif
     _user("audrey", "auditor")
     base = live_server_url
 
-    # The operator submits an undeclared static route on r3 to the real FRR twin of labs/triangle.
+    # The operator submits a static route on the core router r1 (criticality high: needs approval
+    # under risk-rubric/2) to the real FRR twin of labs/triangle.
     page, js_errors = _sign_in(browser, base, "olivia", "/preflight/?lab=triangle")
-    page.fill("#id_title", "Null-route 10.42.0.0/24 on r3")
-    page.fill("#id_device_r3", "ip route 10.42.0.0/24 Null0\n")
+    page.fill("#id_title", "Null-route 10.42.0.0/24 on r1")
+    page.fill("#id_device_r1", "ip route 10.42.0.0/24 Null0\n")
     page.select_option("#id_backend", "netns")
     page.screenshot(path=str(shots / "operator-start.png"), full_page=True)
     page.click("#submit-change")

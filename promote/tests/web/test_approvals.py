@@ -100,8 +100,8 @@ def test_one_rejection_ends_it_and_nobody_decides_twice(waiting, approver, appro
 
 def test_a_high_risk_change_needs_two_approvers(operator, approver, approver2, submit):
     run = submit(
-        operator, {"devices": {"r1": "ip route 10.44.0.0/24 Null0\n"}, "expect": None}
-    )  # r1 is critical
+        operator, {"devices": {"r1": "ip route 10.255.0.3/32 10.0.12.1\n"}, "expect": None}
+    )  # r1 is critical, and the route replaces a BGP path nobody declared (risk-rubric/2: 1 + 3 + 3)
     assert run.risk_tier == "high"
     approval_decide(run=run, approver=approver, decision="approve", comment="first look")
     assert run_approval_state(run) == "pending"
@@ -119,7 +119,8 @@ def test_runs_that_need_no_approval_cannot_be_decided(operator, approver, submit
 def test_the_queue_is_oldest_first_with_risk_and_blast_radius(operator, operator2, approver, submit):
     first = submit(operator, NEEDS_APPROVAL, title="first")
     second = submit(
-        operator2, {"devices": {"r2": "ip route 10.45.0.0/24 Null0\n"}, "expect": None}, title="second"
+        # a static route replacing r2's BGP path to r1's loopback: an effect beyond the line's intent
+        operator2, {"devices": {"r2": "ip route 10.255.0.1/32 10.0.12.0\n"}, "expect": None}, title="second"
     )
     queue = approval_queue(approver)
     assert [r.run_id for r in queue] == [first.run_id, second.run_id]
