@@ -5,6 +5,8 @@ import os
 from celery import Celery
 from celery.signals import worker_ready
 
+from twin.reap import twin_reap_orphans
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aegis_site.settings")
 
 app = Celery("aegis")
@@ -16,6 +18,4 @@ app.autodiscover_tasks()
 def _reap_orphaned_twins(**_kwargs: object) -> None:
     """A worker that starts removes the twins of workers that died on this host (acks_late redelivers
     their runs; their namespaces and daemons would otherwise stay until someone ran `twin_reap`)."""
-    from twin.reap import twin_reap_orphans
-
     twin_reap_orphans()

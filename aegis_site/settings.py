@@ -68,10 +68,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "guardian",
-    "preflight",
-    "evidence",
-    "promote",
+    # The AEGIS apps, bottom layer first (docs/architecture.md; .importlinter enforces the order).
+    "aegis_base",
     "compliance",
+    "evidence",
+    "preflight",
+    "promote",
 ]
 
 MIDDLEWARE = [

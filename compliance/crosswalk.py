@@ -29,8 +29,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from aegis_base.core.policy import DEFAULT_HIGH_RISK_APPROVERS, approvals_required
 from compliance.catalogues import DATA_DIR, CatalogueError, catalogues_load, frameworks_check, yaml_file_load
-from promote.core.policy import DEFAULT_HIGH_RISK_APPROVERS, approvals_required
 
 SATISFIED = "satisfied"
 NOT_SATISFIED = "not_satisfied"
@@ -388,7 +388,7 @@ def _rule_approval(ctx: RunContext) -> tuple[str, str]:
     decisions = [(a, _approval_decision(a)) for a in ctx.approvals]
     rejected = [a for a, d in decisions if d == "rejected"]
     if rejected:
-        # promote/core/policy.py rule 4: a rejection is final for the bundle.
+        # aegis_base/core/policy.py rule 4: a rejection is final for the bundle.
         return NOT_SATISFIED, f"rejected by {_approver(rejected[0])}: the change must not be implemented."
     approved = [a for a, d in decisions if d == "approved"]
     self_approved = [a for a in approved if ctx.operator and _approver(a) == ctx.operator]
@@ -673,7 +673,7 @@ def controls_for(
     "ledger_index"}`` of the sealed bundle, or ``True`` when the rows are computed to be sealed
     inside the bundle; without it the integrity controls are ``pending``. `high_risk_approvers`:
     distinct approvers a high-risk change needs (settings.AEGIS_HIGH_RISK_APPROVERS; default 2),
-    counted by the same rule as the promotion gate (promote/core/policy.py).
+    counted by the same rule as the promotion gate (aegis_base/core/policy.py).
     Raises UnknownFramework or CrosswalkError with a message that says what to fix.
     """
     chosen = frameworks_check(frameworks)

@@ -61,6 +61,10 @@ class Bundle(models.Model):
     bundle_json = models.TextField()  # the exact bytes of bundle.json (ASCII)
     json_path = models.CharField(max_length=500, blank=True, default="")
     pdf_path = models.CharField(max_length=500, blank=True, default="")
+    # The decisions recorded on this bundle so far, oldest first, in the one approval record shape
+    # (promote's `approval_records`), written by promote through `bundle_approvals_set`. Not sealed:
+    # the PDF and the crosswalk show them; each decision is its own ledger leaf.
+    approvals = models.JSONField(default=list, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

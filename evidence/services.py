@@ -7,6 +7,8 @@ pipeline's `preflight` command, Celery tasks) decide what to show.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -22,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.db import connection, transaction
 
+from compliance.crosswalk import controls_for
+from compliance.oscal import assessment_results
 from evidence.core import merkle
 from evidence.core.bundle import (
     BundleError,
@@ -255,12 +259,7 @@ class SealOutcome:
 def _controls(
     result: dict[str, Any], frameworks: list[str], approvals: list[dict] | None, operator: str | None
 ) -> list[dict]:
-    """The compliance crosswalk rows, or [] when the compliance app is not there yet."""
-    try:
-        from compliance.crosswalk import controls_for
-    except ImportError:
-        log.warning("compliance.crosswalk is not available; sealing without a control mapping")
-        return []
+    """The compliance crosswalk rows of the run, sealed into the bundle."""
     try:
         # seal=True: the rows are sealed inside the bundle, so the integrity controls hold.
         return list(controls_for(result, frameworks, approvals=approvals, operator=operator, seal=True))
@@ -275,13 +274,6 @@ def _oscal_attachment(bundle: dict[str, Any], bundle_bytes: bytes) -> list[tuple
     control mapping (or a site without compliance/) simply gets no OSCAL attachment.
     """
     if not bundle_statement_controls(bundle):
-        return []
-    try:
-        import hashlib
-        import json
-
-        from compliance.oscal import assessment_results
-    except ImportError:
         return []
     try:
         doc = assessment_results(bundle, None, bundle_file_sha256=hashlib.sha256(bundle_bytes).hexdigest())
@@ -485,34 +477,20 @@ def _seal_commit(
     return row, appended
 
 
-def approvals_of_run(run_id: str) -> list[dict[str, Any]]:
-    """The approval decisions recorded for a run (promote/), as the PDF and crosswalk read them.
+def bundle_approvals_set(bundle_row: Bundle, approvals: list[dict[str, Any]]) -> Path | None:
+    """Store the decisions recorded on the bundle so far and re-render its PDF; returns the PDF path.
 
-    [] when promote/ is not installed or nobody decided yet. No permission check: the caller
-    already holds the bundle.
+    Promote calls it after each decision. Nothing sealed changes (same bundle, same seal digest).
     """
-    try:
-        from promote.models import Approval
-    except ImportError:
-        return []
-    words = {"approve": "approved", "reject": "rejected"}
-    return [
-        {
-            "approver": a.approver.get_username(),
-            "role": "approver",
-            "decision": words.get(a.decision, a.decision),
-            "at": a.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "digest": a.subject_digest,
-        }
-        for a in Approval.objects.filter(run__run_id=run_id).select_related("approver").order_by("created")
-    ]
+    bundle_row.approvals = list(approvals)
+    bundle_row.save(update_fields=["approvals"])
+    return bundle_pdf_refresh(bundle_row)
 
 
 def bundle_pdf_refresh(bundle_row: Bundle) -> Path | None:
-    """Re-render report.pdf in place with the approvals recorded so far; returns its path.
+    """Re-render report.pdf in place with the approvals stored on the row; returns its path.
 
-    Call after an approval decision. Nothing sealed changes (same bundle, same seal digest);
-    returns None when the bundle's export folder is not on this server.
+    Returns None when the bundle's export folder is not on this server.
     """
     path = Path(bundle_row.pdf_path) if bundle_row.pdf_path else None
     if path is None or not path.parent.is_dir():
@@ -524,13 +502,11 @@ def bundle_pdf_refresh(bundle_row: Bundle) -> Path | None:
 def bundle_report_render(bundle_row: Bundle, *, approvals: list[dict] | None = None) -> bytes:
     """Render the examiner PDF of a sealed bundle again, e.g. once approvals exist.
 
-    `approvals` defaults to the decisions recorded for the run (promote/). The PDF is a view
-    of the bundle, not part of it: re-rendering changes nothing sealed.
+    `approvals` defaults to the decisions stored on the row (`Bundle.approvals`). The PDF is a
+    view of the bundle, not part of it: re-rendering changes nothing sealed.
     """
     if approvals is None:
-        approvals = approvals_of_run(bundle_row.run_id)
-    import json
-
+        approvals = list(bundle_row.approvals or [])
     from evidence.core.bundle import bundle_statement
     from evidence.core.pdf import report_render
 

@@ -11,10 +11,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from aegis_base.core import policy
+from aegis_base.selectors import actor_of
+from aegis_base.services import audit_record
+from compliance.selectors import framework_choices
 from evidence.api import bundles
-from preflight import policy
-from preflight.selectors import actor_of
-from preflight.services import audit_record
 
 
 def _date(value: str, errors: dict[str, str], name: str) -> dt.date | None:
@@ -48,8 +49,6 @@ def bundle_list(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Only auditors browse sealed bundles.")
     errors: dict[str, str] = {}
     filters = filters_from(request.GET, errors)
-    from preflight.services import framework_choices
-
     rows = list(bundles.bundles_for_user(request.user, filters)[:200])
     return render(
         request,

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from guardian.admin import GuardedModelAdmin
 
-from preflight.models import AuditEntry, ChangeRequest, Lab, PreflightRun, RunEvent
+from preflight.models import ChangeRequest, Lab, PreflightRun, RunEvent
 
 
 @admin.register(Lab)
@@ -34,20 +34,3 @@ class PreflightRunAdmin(GuardedModelAdmin):
     search_fields = ["run_id", "change__title"]
     readonly_fields = [f.name for f in PreflightRun._meta.fields]
     inlines = [RunEventInline]
-
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = ["at", "actor_name", "action", "target"]
-    list_filter = ["action"]
-    search_fields = ["actor_name", "target"]
-    readonly_fields = ["at", "actor", "actor_name", "action", "target", "detail"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from compliance.selectors import framework_choices
 from preflight import services
 from preflight.models import Lab
 
@@ -66,7 +67,7 @@ class ChangeForm(forms.Form):
     def __init__(self, *args: Any, lab: Lab | None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.fields["lab"].queryset = Lab.objects.filter(enabled=True)
-        self.fields["frameworks"].choices = [(f["id"], f["title"]) for f in services.framework_choices()]
+        self.fields["frameworks"].choices = [(f["id"], f["title"]) for f in framework_choices()]
         self.fields["backend"].choices = [(b, b) for b in services.BACKENDS]
         self.fields["backend"].initial = settings.AEGIS_TWIN_BACKEND
         self.fields["frameworks"].initial = [f for f in settings.AEGIS_FRAMEWORKS]

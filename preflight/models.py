@@ -1,4 +1,4 @@
-"""Rows of the preflight app: labs, change requests, runs and their events, the audit trail.
+"""Rows of the preflight app: labs, change requests, runs and their events.
 
 Every long job is a row: a `PreflightRun` carries its status, and each progress step is a
 `RunEvent` with a per-run monotonic `seq`, so a page that reconnects asks for "everything
@@ -131,21 +131,3 @@ class RunEvent(models.Model):
             "data": self.data,
             "at": self.created.isoformat(),
         }
-
-
-class AuditEntry(models.Model):
-    """Who did what, when: submissions, decisions, downloads, verifications. Written, never edited."""
-
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    actor_name = models.CharField(max_length=150)  # kept even if the user is deleted
-    action = models.CharField(max_length=40)  # run.submit, approval.approve, bundle.download, ...
-    target = models.CharField(max_length=100)  # e.g. run:20261125-193000-ab12cd
-    detail = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-at"]
-        verbose_name_plural = "audit entries"
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.target}"

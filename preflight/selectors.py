@@ -15,7 +15,8 @@ from django.db.models import QuerySet
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
-from preflight import policy
+from aegis_base.core import policy
+from aegis_base.selectors import actor_of, roles_of  # noqa: F401 - preflight's views ask selectors.*
 from preflight.models import ChangeRequest, Lab, PreflightRun, RunEvent
 
 # The steps a run goes through, in order, as the run page lists them (CONTRACTS.md).
@@ -60,22 +61,6 @@ STEP_LABELS = {
     "seal": "Seal evidence",
     "approval": "Approval",
 }
-
-
-def actor_of(user: Any) -> policy.Actor:
-    """The plain-data view of a Django user that the policy rules take."""
-    if user is None or not getattr(user, "is_authenticated", False):
-        return policy.Actor(username="", is_authenticated=False)
-    names = getattr(user, "_aegis_groups", None)
-    if names is None:
-        names = frozenset(user.groups.values_list("name", flat=True))
-        user._aegis_groups = names  # one query per request, not per check
-    return policy.Actor(username=user.get_username(), groups=names, is_superuser=user.is_superuser)
-
-
-def roles_of(user: Any) -> list[str]:
-    actor = actor_of(user)
-    return [r for r in policy.ROLES if actor.has_role(r)]
 
 
 def labs_enabled() -> QuerySet[Lab]:
@@ -149,6 +134,15 @@ def run_facts(run: PreflightRun, approvals: list | None = None) -> policy.RunFac
         tier=tier,
         decisions=decisions,
     )
+
+
+def run_decisions(run: PreflightRun) -> list[Any]:
+    """The decisions recorded on a run (promote's `Approval` rows), oldest first.
+
+    Read through the reverse relation promote declares on the run, so preflight needs no import
+    of the app above it. Assumes the caller may view the run.
+    """
+    return list(run.approvals.select_related("approver").order_by("created", "pk"))
 
 
 def run_approval_state(run: PreflightRun, facts: policy.RunFacts | None = None) -> str:
@@ -258,7 +252,7 @@ def approval_queue(user: Any) -> list[PreflightRun]:
         if policy.approval_state(facts, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS) != "pending":
             continue
         run.required = policy.approvals_required(
-            run.risk_tier, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS
+            "needs_approval", run.risk_tier, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS
         )
         run.approved_count = sum(1 for _, d in facts.decisions if d == "approve")
         run.already_decided = any(who == actor.username for who, _ in facts.decisions)

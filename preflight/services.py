@@ -1,4 +1,4 @@
-"""Writes of the preflight app: labs, change submission, run execution, run events, audit.
+"""Writes of the preflight app: labs, change submission, run execution, run events.
 
 Views, API views, tasks and consumers stay thin and call these. Each function says what it
 changes and which permission it assumes the caller has already checked (or checks itself).
@@ -24,25 +24,21 @@ from django.db import connection, transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from preflight import policy
-from preflight.models import AuditEntry, ChangeRequest, Lab, PreflightRun, RunEvent
+from aegis_base.core import policy
+from aegis_base.services import audit_record
+from compliance.selectors import framework_choices
+from evidence.services import run_seal
+from perimeter.egress import EgressRefused
+from preflight.llm.config import LLMConfigError
+from preflight.llm.intent import IntentRejected
+from preflight.models import ChangeRequest, Lab, PreflightRun, RunEvent
 from preflight.selectors import actor_of, blast_radius
+from twin.base import TopologyError
+from twin.topology import load_lab
 
 log = logging.getLogger("aegis.web")
 
 BACKENDS = ("netns", "simulator", "http")  # http: a remote twin agent (AEGIS_TWIN_AGENTS)
-
-
-# ---------------------------------------------------------------------------- audit
-
-
-def audit_record(*, actor: Any, action: str, target: str, detail: dict[str, Any] | None = None) -> AuditEntry:
-    """Append one audit entry. Assumes nothing; callers record after they acted."""
-    user = actor if getattr(actor, "is_authenticated", False) else None
-    name = getattr(actor, "username", "") or "anonymous"
-    return AuditEntry.objects.create(
-        actor=user, actor_name=name, action=action, target=target, detail=detail or {}
-    )
 
 
 # ---------------------------------------------------------------------------- labs
@@ -59,9 +55,6 @@ def lab_sync(*, labs_dir: Path | None = None) -> list[Lab]:
     A lab that does not load is skipped with a warning naming the file and field to fix.
     Admin-only (management command); no permission check here.
     """
-    from twin.base import TopologyError
-    from twin.topology import load_lab
-
     root = Path(labs_dir or settings.AEGIS_LABS_DIR)
     synced: list[Lab] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -113,8 +106,6 @@ def _lab_invariants(folder: Path) -> list[Any]:
 
 
 def lab_topology(lab: Lab):
-    from twin.topology import load_lab
-
     return load_lab(lab_dir(lab))
 
 
@@ -172,8 +163,6 @@ def change_validate(
     """
     from preflight.core.change import ChangeError, change_from_parts
     from preflight.core.guards import GuardRejection, precheck
-    from twin.base import TopologyError
-
     try:
         topology = lab_topology(lab)
     except (TopologyError, OSError) as exc:
@@ -292,7 +281,7 @@ def _intent_validate(intent: str) -> str:
 
     try:
         intent = intent_check(intent)
-        config = llm_config_from_settings()
+        config = llm_config_from_settings(settings)
     except IntentRejected as exc:
         raise ChangeInvalid({"intent": [str(exc)]}) from None
     except LLMConfigError as exc:
@@ -310,16 +299,6 @@ def _intent_validate(intent: str) -> str:
 
 def framework_ids() -> list[str]:
     return [f["id"] for f in framework_choices()]
-
-
-def framework_choices() -> list[dict[str, str]]:
-    """Frameworks from the compliance catalogues; the site defaults until those exist."""
-    try:
-        from compliance.catalogues import framework_list
-
-        return [{"id": f["id"], "title": f.get("title", f["id"])} for f in framework_list()]
-    except (ImportError, OSError, KeyError, ValueError):
-        return [{"id": f, "title": f} for f in settings.AEGIS_FRAMEWORKS]
 
 
 # ---------------------------------------------------------------------------- dispatch
@@ -503,7 +482,7 @@ def _pipeline(run: PreflightRun) -> dict[str, Any]:
         result = preflight_intent(
             lab_dir(change.lab),
             change.intent,
-            config=llm_config_from_settings(),
+            config=llm_config_from_settings(settings),
             topology=topology,
             **options,
         )
@@ -539,18 +518,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is already a sentence for the operator (bad input, not a bug)."""
     from preflight.core.change import ChangeError
     from preflight.core.guards import GuardRejection
-    from twin.base import TopologyError
-
-    known: list[type[BaseException]] = [ChangeError, GuardRejection, TopologyError, RunAborted]
-    try:
-        from preflight.egress import EgressRefused
-        from preflight.llm.config import LLMConfigError
-        from preflight.llm.intent import IntentRejected
-
-        known += [EgressRefused, LLMConfigError, IntentRejected]
-    except ImportError:
-        pass
-    return tuple(known)
+    return (ChangeError, GuardRejection, TopologyError, RunAborted, EgressRefused, LLMConfigError, IntentRejected)
 
 
 def _run_fail(run: PreflightRun, exc: BaseException) -> str:
@@ -605,12 +573,7 @@ def _run_complete(run: PreflightRun) -> None:
 
 
 def _run_seal(run: PreflightRun, result: dict[str, Any]) -> None:
-    """Seal the evidence bundle and the examiner PDF, when the evidence app provides sealing."""
-    try:
-        from evidence.services import run_seal
-    except ImportError:
-        event_append(run=run, step="seal", status="info", message="Sealing is not installed on this site.")
-        return
+    """Seal the evidence bundle and the examiner PDF."""
     event_append(run=run, step="seal", status="started", message="Sealing the evidence bundle.")
     change = run.change
     started = time.monotonic()

@@ -11,7 +11,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from preflight import policy, selectors, services
+from aegis_base.core import policy
+from preflight import selectors, services
 from preflight.forms import ChangeForm
 
 
@@ -71,9 +72,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     run = selectors.access_run(request.user, run_id)
     events = selectors.events_after(run, 0)
     result = run.result or {}
-    from promote.selectors import approvals_for_run
-
-    approvals = approvals_for_run(run)
+    approvals = selectors.run_decisions(run)
     facts = selectors.run_facts(run, approvals)
     refusal = policy.decide_refusal(
         selectors.actor_of(request.user), facts, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS

@@ -4,13 +4,54 @@ from __future__ import annotations
 
 from typing import Any
 
+from aegis_base.core import policy
+from aegis_base.core.policy import promote_refusal
+from aegis_base.selectors import actor_of
+from evidence.api.bundles import bundle_or_404
+from evidence.core.checkpoint import tlog_proof_format
+from evidence.core.keys import public_key_from_pem
+from evidence.core.merkle import inclusion_proof
+from evidence.models import Checkpoint, LedgerEntry
 from preflight.models import PreflightRun
+from preflight.selectors import run_decisions
 from promote.models import Approval
 
 
 def approvals_for_run(run: PreflightRun) -> list[Approval]:
     """Every decision on a run, oldest first. Assumes the caller may view the run."""
-    return list(Approval.objects.filter(run=run).select_related("approver").order_by("created"))
+    return run_decisions(run)
+
+
+def approval_records(run_id: str) -> list[dict[str, Any]]:
+    """The decisions on a run as the PDF and the crosswalk read them, oldest first. No permission check."""
+    words = {"approve": "approved", "reject": "rejected"}
+    return [
+        {
+            "approver": a.approver.get_username(),
+            "role": "approver",
+            "decision": words.get(a.decision, a.decision),
+            "at": a.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "digest": a.subject_digest,
+        }
+        for a in Approval.objects.filter(run__run_id=run_id).select_related("approver").order_by("created")
+    ]
+
+
+def approvals_for_bundle(digest: str) -> list[dict]:
+    """Decisions recorded on the bundle with this digest, oldest first, as crosswalk approval dicts.
+
+    Read-only; assumes the caller may read the bundle (auditor, approver, the run's operator).
+    """
+    rows = Approval.objects.filter(subject_digest=digest).select_related("approver").order_by("created")
+    return [
+        {
+            "approver": row.approver.get_username(),
+            "decision": row.decision,
+            "at": row.created.isoformat(),
+            "bundle_digest": row.subject_digest,
+        }
+        for row in rows
+    ]
 
 
 def approvals_by_user(user: Any, *, limit: int = 50) -> list[Approval]:
@@ -40,7 +81,6 @@ def signed_approvals_for_bundle(bundle_digest: str, *, decision: str | None = No
 
 def approver_keys_registered() -> dict[str, Any]:
     """{keyid: ApproverKey} of every approver key AEGIS created: the registry G3 trusts."""
-    from evidence.core.keys import public_key_from_pem
     from promote.core.approvals import ApproverKey, approver_keyring
     from promote.models import ApprovalSigningKey
 
@@ -59,10 +99,6 @@ def ledger_fresh_proof(kind: str, payload_digest: str) -> tuple[str | None, str 
     G1 wants inclusion under the latest checkpoint, not the one sealed into the bundle: a
     log rewritten after sealing cannot then hide behind an old proof.
     """
-    from evidence.core.checkpoint import tlog_proof_format
-    from evidence.core.merkle import inclusion_proof
-    from evidence.models import Checkpoint, LedgerEntry
-
     entry = LedgerEntry.objects.filter(kind=kind, payload_digest=payload_digest).order_by("index").first()
     latest = Checkpoint.objects.order_by("-tree_size").first()
     if entry is None or latest is None or entry.index >= latest.tree_size:
@@ -85,9 +121,6 @@ def promotions_for_run(run_id: str) -> list[Any]:
 
 def may_view_promotion_of(user: Any, *, bundle_operator: str, actor_name: str) -> bool:
     """Who reads a promotion record: its actor, the change's operator, approvers, auditors."""
-    from preflight import policy
-    from preflight.selectors import actor_of
-
     actor = actor_of(user)
     if not actor.is_authenticated:
         return False
@@ -123,9 +156,6 @@ def access_bundle_to_promote(user: Any, bundle_id: Any) -> Any:
     """The sealed bundle row if the user may start its promotion (operator of the change or approver)."""
     from django.core.exceptions import PermissionDenied
 
-    from evidence.api.bundles import bundle_or_404
-    from preflight.selectors import actor_of
-    from promote.core.policy import promote_refusal
 
     bundle = bundle_or_404(bundle_id)
     actor = actor_of(user)
@@ -145,8 +175,6 @@ def access_signed_approval(user: Any, approval_id: Any) -> Any:
     from django.core.exceptions import PermissionDenied
     from django.http import Http404
 
-    from preflight import policy
-    from preflight.selectors import actor_of
     from promote.models import SignedApproval
 
     try:

@@ -1,7 +1,7 @@
 """Writes of the promote app (web side): approval decisions, recorded and audited.
 
 The signed approval token and the gate are `promote/core/` (the promotion engineer's);
-this records the human decision, after the separation-of-duties rules in `preflight.policy`.
+this records the human decision, after the separation-of-duties rules in `aegis_base.core.policy`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,17 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from preflight import policy, selectors
+from aegis_base.core import policy
+from aegis_base.services import audit_record
+from evidence.core.bundle import bundle_statement
+from evidence.core.canonical import canonical_bytes, digest_str
+from evidence.models import Bundle
+from evidence.services import bundle_approvals_set, ledger_append, trusted_keys
+from evidence.verify_standalone import Failed, bundle_from_pdf
+from preflight import selectors
 from preflight.models import PreflightRun
-from preflight.services import audit_record, event_append
+from preflight.services import event_append
+from promote import selectors as promote_selectors
 from promote.models import Approval, ApprovalSigningKey, PromotionRecord, SignedApproval, UsedApprovalToken
 
 log = logging.getLogger("aegis.web")
@@ -113,32 +121,22 @@ def approval_decide(*, run: PreflightRun, approver: Any, decision: str, comment:
 
 def _report_refresh(run_pk: int) -> None:
     """Re-render the examiner PDF so it lists the decisions (nothing sealed changes). Never raises."""
-    try:
-        from evidence.models import Bundle
-        from evidence.services import bundle_pdf_refresh
-    except ImportError:
-        return
     run = PreflightRun.objects.filter(pk=run_pk).only("run_id").first()
     bundle = Bundle.objects.filter(run_id=run.run_id).first() if run else None
     if bundle is None:
         return
     try:
-        bundle_pdf_refresh(bundle)
+        bundle_approvals_set(bundle, promote_selectors.approval_records(run.run_id))
     except Exception:  # noqa: BLE001 - the decision stands; the PDF can be refreshed again later
         log.exception("could not refresh the examiner PDF of run %s after a decision", run.run_id)
 
 
 def _ledger_record(approval: Approval, signed: SignedApproval | None = None) -> int | None:
-    """Append the decision to the evidence ledger (same transaction); None when evidence is absent.
+    """Append the decision to the evidence ledger (same transaction); returns the leaf index.
 
     A ledger that refuses (e.g. it no longer matches its last checkpoint) refuses the decision
     too: a decision that cannot be made tamper-evident is not recorded at all.
     """
-    try:
-        from evidence.core.canonical import canonical_bytes, digest_str
-        from evidence.services import ledger_append
-    except ImportError:
-        return None
     record = {
         "kind": "approval",
         "run_id": approval.run.run_id,
@@ -268,8 +266,6 @@ class PromotionInputError(ValueError):
 def bundle_read(data: bytes, *, name: str = "bundle") -> dict[str, Any]:
     """A bundle.json, or the examiner PDF carrying one, as the dict the gate checks (G1 verifies it)."""
     if data.lstrip()[:5] == b"%PDF-":
-        from evidence.verify_standalone import Failed, bundle_from_pdf
-
         try:
             data = bundle_from_pdf(data)
         except Failed as exc:
@@ -336,8 +332,6 @@ def inventory_covers(
     Reads the statement without verifying it, only to name missing devices early; a bundle
     whose payload cannot be read is left to G1, which refuses it on the record.
     """
-    from evidence.core.bundle import bundle_statement
-
     try:
         result = bundle_statement(bundle)["predicate"].get("result") or {}
     except Exception:  # noqa: BLE001 - unreadable payload: G1 refuses it and records why
@@ -380,8 +374,6 @@ def promotion_attempt(
     transaction (device work takes seconds; the consumption must commit on its own).
     Assumes the caller checked who may promote (`promote_refusal`).
     """
-    from evidence.services import ledger_append, trusted_keys
-    from promote import selectors as promote_selectors
     from promote.core.approvals import approval_peek
     from promote.core.promotion import promotion_execute
 
@@ -422,8 +414,6 @@ def promotion_attempt(
         consume=lambda jtis: _consume(jtis, bundle_digest=digest, actor_name=name),
         **kwargs,
     )
-    from evidence.models import Bundle
-
     run_id = str(out.record["bundle"].get("run_id") or "")
     row = PromotionRecord(
         bundle=Bundle.objects.filter(digest=digest).first() if digest else None,
@@ -445,8 +435,6 @@ def promotion_attempt(
         with transaction.atomic():
             row.ledger_index = ledger_append("promotion", out.record_digest, ref=run_id or digest).index
             if out.verification is not None:
-                from evidence.core.canonical import canonical_bytes, digest_str
-
                 row.verification_digest = digest_str(canonical_bytes(out.verification))
                 row.verification_ledger_index = ledger_append(
                     "promotion-verification", row.verification_digest, ref=run_id or digest

@@ -12,7 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from preflight import policy, selectors
+from aegis_base.core import policy
+from preflight import selectors
 from promote import selectors as promote_selectors
 from promote import services
 
@@ -85,7 +86,7 @@ def decide(request: HttpRequest, run_id: str) -> HttpResponse:
             "comment": comment,
             "simulated": facts.tier != "real",
             "required": policy.approvals_required(
-                run.risk_tier, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS
+                "needs_approval", run.risk_tier, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS
             ),
             "nav": "queue",
         },

@@ -17,9 +17,9 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
+from aegis_base.core import policy
+from aegis_base.selectors import actor_of
 from evidence.models import Bundle
-from preflight import policy
-from preflight.selectors import actor_of
 
 
 @dataclass

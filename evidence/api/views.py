@@ -9,12 +9,12 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from aegis_base.api.views import AegisAPIView
+from aegis_base.selectors import actor_of
+from aegis_base.services import audit_record
 from evidence.api import bundles
 from evidence.api.serializers import BundleSerializer, BundleVerifySerializer
 from evidence.views import bundle_download_response, filters_from
-from preflight.api.views import AegisAPIView
-from preflight.selectors import actor_of
-from preflight.services import audit_record
 
 FILTER_PARAMS = [
     OpenApiParameter("date_from", OpenApiTypes.DATE),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from preflight.models import PreflightRun, RunEvent
+from preflight.selectors import run_approval_state
 
 
 class StrictCharField(serializers.CharField):
@@ -107,35 +108,7 @@ class RunSerializer(serializers.ModelSerializer):
         ]
 
     def get_approval_state(self, run: PreflightRun) -> str:
-        from preflight.selectors import run_approval_state
-
         return run_approval_state(run)
 
     def get_sealed(self, run: PreflightRun) -> bool:
         return bool(run.bundle_digest)
-
-
-class DecisionSerializer(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=["approve", "reject"])
-    comment = StrictCharField(max_length=4000)
-
-
-class ApprovalSerializer(serializers.Serializer):
-    run_id = serializers.CharField(source="run.run_id")
-    approver = serializers.CharField(source="approver.username")
-    decision = serializers.CharField()
-    comment = serializers.CharField()
-    subject_digest = serializers.CharField()
-    created = serializers.DateTimeField()
-    # The decision signed as an in-toto approval (DSSE), for `manage.py promote --approval`;
-    # null when the run had no sealed bundle to bind it to.
-    signed_approval_url = serializers.SerializerMethodField()
-
-    def get_signed_approval_url(self, approval) -> str | None:
-        from django.urls import reverse
-
-        from promote.models import SignedApproval
-
-        if not SignedApproval.objects.filter(approval_id=approval.pk).exists():
-            return None
-        return reverse("api:approval_json", args=[approval.pk])

@@ -8,6 +8,4 @@ urlpatterns = [
     path("runs/<str:run_id>", views.RunDetailView.as_view(), name="run"),
     path("runs/<str:run_id>/events", views.RunEventsView.as_view(), name="run_events"),
     path("runs/<str:run_id>/result", views.RunResultView.as_view(), name="run_result"),
-    path("runs/<str:run_id>/approvals", views.RunApprovalsView.as_view(), name="run_approvals"),
-    path("approvals/queue", views.ApprovalQueueView.as_view(), name="approval_queue"),
 ]

@@ -1,4 +1,4 @@
-"""REST API for runs and approvals. Each view parses, authorizes and makes one service/selector call.
+"""REST API for runs. Each view parses, authorizes and makes one service/selector call.
 
 Errors: 400 with field errors, 401 without credentials, 403 when the role or object is not
 allowed, 404 for an unknown id. Token auth first, so an anonymous client is told to send a token.
@@ -12,28 +12,20 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from preflight import policy, selectors, services
+from aegis_base.api.views import AegisAPIView
+from aegis_base.core import policy
+from preflight import selectors, services
 from preflight.api.serializers import (
-    ApprovalSerializer,
-    DecisionSerializer,
     RunAcceptedSerializer,
     RunEventSerializer,
     RunSerializer,
     RunSubmitSerializer,
 )
 from preflight.models import Lab
-
-
-class AegisAPIView(APIView):
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated]
 
 
 def api_errors(errors: dict[str, list[str]]) -> dict[str, Any]:
@@ -140,41 +132,3 @@ class RunEventsView(AegisAPIView):
                 {"after": [f"{raw!r} is not a non-negative whole number (a seq)."]}
             ) from None
         return Response(RunEventSerializer(selectors.events_after(run, after), many=True).data)
-
-
-class RunApprovalsView(AegisAPIView):
-    @extend_schema(responses=ApprovalSerializer(many=True), summary="Decisions recorded on a run")
-    def get(self, request: Request, run_id: str) -> Response:
-        from promote.selectors import approvals_for_run
-
-        run = selectors.access_run(request.user, run_id)
-        return Response(ApprovalSerializer(approvals_for_run(run), many=True).data)
-
-    @extend_schema(
-        request=DecisionSerializer,
-        responses={201: ApprovalSerializer},
-        summary="Approve or reject a run that needs approval (approvers; never your own)",
-    )
-    def post(self, request: Request, run_id: str) -> Response:
-        from promote import services as promote_services
-
-        if not selectors.actor_of(request.user).has_role(policy.APPROVER):
-            raise PermissionDenied("Only members of the approver group can approve or reject runs.")
-        run = selectors.access_run(request.user, run_id)
-        ser = DecisionSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        try:
-            approval = promote_services.approval_decide(run=run, approver=request.user, **ser.validated_data)
-        except promote_services.DecisionInvalid as exc:
-            raise ValidationError({exc.field: [str(exc)]}) from None
-        except promote_services.DecisionRefused as exc:
-            raise PermissionDenied(str(exc)) from None
-        return Response(ApprovalSerializer(approval).data, status=status.HTTP_201_CREATED)
-
-
-class ApprovalQueueView(AegisAPIView):
-    @extend_schema(responses=RunSerializer(many=True), summary="Runs waiting for your decision, oldest first")
-    def get(self, request: Request) -> Response:
-        if not selectors.actor_of(request.user).has_role(policy.APPROVER):
-            raise PermissionDenied("Only members of the approver group see the sign-off queue.")
-        return Response(RunSerializer(selectors.approval_queue(request.user), many=True).data)

@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from perimeter.egress import egress_record
 from preflight.core.change import ChangeError, change_from_parts
 from preflight.core.dataplane import dataplane_diff, witness_judge, witness_plan
 from preflight.core.diff import diff_classify, diff_is_empty, diff_items, snapshot_diff
@@ -34,7 +35,9 @@ from preflight.core.risk import risk_assess
 from preflight.core.settle import settle_window
 from preflight.core.static import static_check
 from preflight.core.verdict import reason, verdict_decide
+from twin import get_backend
 from twin.base import Backend, Progress, Topology, no_progress
+from twin.topology import load_lab
 
 RESULT_FORMAT = "aegis.preflight.result/v1"
 AEGIS_VERSION = "0.1.0"
@@ -130,17 +133,7 @@ def differences_from_production(topology: Topology, facts: dict[str, Any]) -> li
 def _backend_resolve(backend: str | Backend) -> Backend:
     if not isinstance(backend, str):
         return backend
-    try:
-        from twin import get_backend
-    except ImportError:
-        get_backend = None
-    if get_backend is not None:
-        return get_backend(backend)
-    if backend == "simulator":
-        from twin.simulator import SimulatorBackend
-
-        return SimulatorBackend()
-    raise ChangeError(f"backend {backend!r} is not available here")
+    return get_backend(backend)
 
 
 class _Run:
@@ -214,8 +207,6 @@ def run_preflight(
     lab_dir = Path(lab_dir)
     # --- input: anything wrong here raises, and nothing has spawned ---------------------
     if topology is None:
-        from twin.topology import load_lab
-
         topology = load_lab(lab_dir)
     if lab_dir.is_file():  # a path to the .clab.yml itself: aegis.yml sits beside it
         lab_dir = lab_dir.parent
@@ -742,10 +733,6 @@ def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict
 
 
 def _egress_record() -> dict[str, Any]:
-    try:
-        from preflight.egress import egress_record
-    except ImportError:
-        return {"policy": None, "contacted": [], "note": "egress policy module not installed"}
     try:
         return egress_record()
     except Exception as exc:  # noqa: BLE001 - the record is informative, never a reason to fail a run

@@ -28,7 +28,9 @@ from preflight.core.guards import GuardRejection
 from preflight.core.invariants import invariants_load
 from preflight.core.pipeline import STEPS, run_preflight
 from twin.base import Topology
+from twin.frrconf import config_model
 from twin.simulator import CONVERGE_PHASES, EXCEPTION_METHODS, SimulatorBackend
+from twin.topology import load_lab
 
 HOSTILE_LINES = [
     "start-shell",
@@ -100,8 +102,6 @@ class StressReport:
 
 
 def _bgp_facts(topology: Topology) -> dict[str, tuple[str, list[str]]]:
-    from twin.frrconf import config_model
-
     out = {}
     for n in topology.routers():
         cfg = config_model(topology.nodes[n].frr_conf or "")
@@ -155,8 +155,6 @@ def proposal_draw(rng: random.Random, topology: Topology, bgp: dict[str, tuple[s
 
 
 def _networks(topology: Topology, node: str) -> list[str]:
-    from twin.frrconf import config_model
-
     return sorted(config_model(topology.nodes[node].frr_conf or "").bgp_networks)
 
 
@@ -271,8 +269,6 @@ def _failed_checks(result: dict[str, Any]) -> list[str]:
 def stress_run(lab_dir: str | Path, *, runs: int, seed: int, recheck_every: int = 10,
                topology: Topology | None = None) -> StressReport:
     """Run the stress test; the report lists every violation (empty when all invariants held)."""
-    from twin.topology import load_lab
-
     lab_dir = Path(lab_dir)
     topology = topology or load_lab(lab_dir)
     invariants = invariants_load(lab_dir, topology)

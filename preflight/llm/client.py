@@ -1,6 +1,6 @@
 """A small client for the OpenAI-compatible chat-completions API (vLLM, Ollama, SGLang, llama.cpp).
 
-Every request goes through the egress policy (`preflight.egress`), with timeouts, and every
+Every request goes through the egress policy (`perimeter.egress`), with timeouts, and every
 failure becomes an `LLMError` whose message says what to check. No SDK: the API surface we
 use is one POST, and an SDK would bring its own HTTP stack around the egress check.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from preflight.egress import EgressRefused, egress_check, egress_client, url_host_port
+from perimeter.egress import EgressRefused, egress_check, egress_client, url_host_port
 from preflight.llm.config import LLMConfig, LLMConfigError
 
 EGRESS_PURPOSE = "llm"

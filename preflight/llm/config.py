@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,11 +52,9 @@ class LLMConfig:
         return data
 
 
-def _setting(name: str, default: str) -> str:
-    conf = sys.modules.get("django.conf")
-    if conf is not None and conf.settings.configured and hasattr(conf.settings, name):
-        return str(getattr(conf.settings, name) or "")
-    return os.environ.get(name, default)
+def _setting(settings: Any, name: str, default: str) -> str:
+    value = getattr(settings, name, default)
+    return default if value is None else str(value)
 
 
 def api_key_read(key: str, key_file: str) -> str:
@@ -74,21 +70,27 @@ def api_key_read(key: str, key_file: str) -> str:
         raise LLMConfigError(f"AEGIS_LLM_API_KEY_FILE: cannot read {path}: {exc.strerror}") from None
 
 
-def llm_config_from_settings(**overrides: Any) -> LLMConfig:
-    """Build an `LLMConfig` from Django settings (when loaded) or the environment."""
+def llm_config_from_settings(settings: Any, **overrides: Any) -> LLMConfig:
+    """Build an `LLMConfig` from a settings object (the Django shell passes `django.conf.settings`).
+
+    Only the AEGIS_LLM_* attributes are read; a missing one takes the default of
+    `aegis_site/settings.py`. The core never looks settings up by itself.
+    """
     config = LLMConfig(
-        url=_setting("AEGIS_LLM_URL", "").strip(),
-        model=_setting("AEGIS_LLM_MODEL", "qwen3").strip() or "qwen3",
-        api_key=api_key_read(_setting("AEGIS_LLM_API_KEY", ""), _setting("AEGIS_LLM_API_KEY_FILE", "")),
-        gguf=_setting("AEGIS_LLM_GGUF", "").strip(),
+        url=_setting(settings, "AEGIS_LLM_URL", "").strip(),
+        model=_setting(settings, "AEGIS_LLM_MODEL", "qwen3").strip() or "qwen3",
+        api_key=api_key_read(
+            _setting(settings, "AEGIS_LLM_API_KEY", ""), _setting(settings, "AEGIS_LLM_API_KEY_FILE", "")
+        ),
+        gguf=_setting(settings, "AEGIS_LLM_GGUF", "").strip(),
         # The sha256 `llm_serve` prints, for a site that runs it (or any server) as a service.
-        weights_sha256=_setting("AEGIS_LLM_WEIGHTS_SHA256", "").strip().lower(),
+        weights_sha256=_setting(settings, "AEGIS_LLM_WEIGHTS_SHA256", "").strip().lower(),
     )
     for name, attr, kind in (
         ("AEGIS_LLM_TIMEOUT_S", "timeout_s", float),
         ("AEGIS_LLM_MAX_TOKENS", "max_tokens", int),
     ):
-        raw = _setting(name, "").strip()
+        raw = _setting(settings, name, "").strip()
         if raw:
             try:
                 value = kind(raw)

@@ -20,7 +20,7 @@ from typing import Any
 
 from preflight.llm.answer import AnswerError, answer_schema, answer_to_change
 from preflight.llm.client import LLMError, chat_complete, llm_endpoint_check
-from preflight.llm.config import LLMConfig, LLMConfigError, llm_config_from_settings
+from preflight.llm.config import LLMConfig, LLMConfigError
 from preflight.llm.intent import IntentRejected, intent_check
 from preflight.llm.prompt import PROMPT_TEMPLATE, prompt_build, prompt_template_load, prompt_text
 from twin.base import Topology
@@ -82,10 +82,9 @@ def _feedback(error: AnswerError) -> str:
     )
 
 
-def propose_change(intent: str, topology: Topology, *, config: LLMConfig | None = None) -> Proposal:
-    """Ask the configured LLM for a change that does what `intent` says in `topology`'s lab."""
+def propose_change(intent: str, topology: Topology, *, config: LLMConfig) -> Proposal:
+    """Ask the LLM `config` names for a change that does what `intent` says in `topology`'s lab."""
     clean_intent = intent_check(intent)
-    config = config or llm_config_from_settings()
     url, server = _endpoint(config)
     template = prompt_template_load(PROMPT_TEMPLATE)
     messages = prompt_build(clean_intent, topology, template, frr_version=_frr_version(topology))

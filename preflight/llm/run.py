@@ -15,18 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from perimeter.egress import egress_record, egress_scope
 from preflight.core.pipeline import AEGIS_VERSION, RESULT_FORMAT, lab_facts, run_id_new, run_preflight
-from preflight.egress import egress_record, egress_scope
 from preflight.llm.config import LLMConfig
 from preflight.llm.propose import Proposal, propose_change
 from twin.base import Progress, Topology, no_progress
+from twin.topology import load_lab
 
 
 def preflight_intent(
     lab_dir: str | Path,
     intent: str,
     *,
-    config: LLMConfig | None = None,
+    config: LLMConfig,
     topology: Topology | None = None,
     progress: Progress = no_progress,
     run_id: str | None = None,
@@ -39,8 +40,6 @@ def preflight_intent(
     """
     lab_dir = Path(lab_dir)
     if topology is None:
-        from twin.topology import load_lab
-
         topology = load_lab(lab_dir)
     run_id = run_id or run_id_new()
     with egress_scope():

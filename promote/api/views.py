@@ -13,13 +13,18 @@ from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from preflight.api.views import AegisAPIView
+from aegis_base.api.views import AegisAPIView
+from aegis_base.core import policy
+from aegis_base.selectors import actor_of
+from preflight import selectors as preflight_selectors
+from preflight.api.serializers import RunSerializer
 from promote import selectors, services
+from promote.api.serializers import ApprovalSerializer, DecisionSerializer
 
 
 class PromoteSerializer(serializers.Serializer):
@@ -109,3 +114,37 @@ class ApprovalEnvelopeView(AegisAPIView):
         return _json_download(
             row.envelope, f"aegis-approval-{row.approval.run.run_id}-{row.approval.approver}.json"
         )
+
+
+class RunApprovalsView(AegisAPIView):
+    @extend_schema(responses=ApprovalSerializer(many=True), summary="Decisions recorded on a run")
+    def get(self, request: Request, run_id: str) -> Response:
+        run = preflight_selectors.access_run(request.user, run_id)
+        return Response(ApprovalSerializer(selectors.approvals_for_run(run), many=True).data)
+
+    @extend_schema(
+        request=DecisionSerializer,
+        responses={201: ApprovalSerializer},
+        summary="Approve or reject a run that needs approval (approvers; never your own)",
+    )
+    def post(self, request: Request, run_id: str) -> Response:
+        if not actor_of(request.user).has_role(policy.APPROVER):
+            raise PermissionDenied("Only members of the approver group can approve or reject runs.")
+        run = preflight_selectors.access_run(request.user, run_id)
+        ser = DecisionSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        try:
+            approval = services.approval_decide(run=run, approver=request.user, **ser.validated_data)
+        except services.DecisionInvalid as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from None
+        except services.DecisionRefused as exc:
+            raise PermissionDenied(str(exc)) from None
+        return Response(ApprovalSerializer(approval).data, status=status.HTTP_201_CREATED)
+
+
+class ApprovalQueueView(AegisAPIView):
+    @extend_schema(responses=RunSerializer(many=True), summary="Runs waiting for your decision, oldest first")
+    def get(self, request: Request) -> Response:
+        if not actor_of(request.user).has_role(policy.APPROVER):
+            raise PermissionDenied("Only members of the approver group see the sign-off queue.")
+        return Response(RunSerializer(preflight_selectors.approval_queue(request.user), many=True).data)

@@ -5,7 +5,7 @@ A connector is a thin adapter around one SSH session. It never decides anything:
 config, shows what a candidate would change (dry-run), applies it (live, FRR only) and reads
 state back. Plain dataclasses in and out, no Django.
 
-Every connector opens its connection through `preflight.egress.egress_check`, so a device
+Every connector opens its connection through `perimeter.egress.egress_check`, so a device
 outside the site's allowed networks is refused before a socket opens.
 """
 

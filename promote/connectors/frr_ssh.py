@@ -27,6 +27,7 @@ import shlex
 import uuid
 from typing import Any
 
+from perimeter.egress import EgressRefused, egress_check
 from promote.connectors.base import ApplyResult, ConnectorError, DeviceSpec, DryRunResult, NetmikoSession
 
 FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
@@ -136,7 +137,6 @@ class FrrSshConnector(NetmikoSession):
         from netmiko import ConnectHandler
         from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
 
-        from preflight.egress import EgressRefused, egress_check
 
         try:
             # Refused before any socket opens when the device is outside the allowed networks;

@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from perimeter.egress import EgressRefused, egress_check
 from promote.connectors.base import ConnectorError, DeviceSpec, DryRunResult, NetmikoSession, NotSupportedHere
 
 # netmiko device types per platform
@@ -141,7 +142,6 @@ class VendorDryRunConnector(NetmikoSession):
     def open(self) -> VendorDryRunConnector:
         from netmiko import ConnectHandler
 
-        from preflight.egress import EgressRefused, egress_check
 
         try:
             address = egress_check(self.spec.host, self.spec.port, "promotion device")

@@ -27,6 +27,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from aegis_base.core.policy import ROLE_APPROVER, Decision, approval_status
 from evidence.core.bundle import BUNDLE_FORMAT, ledger_leaf_data
 from evidence.core.canonical import digest_str
 from evidence.core.checkpoint import CheckpointError, checkpoint_verify, tlog_proof_parse
@@ -34,7 +35,6 @@ from evidence.core.dsse import IN_TOTO_PAYLOAD_TYPE, SignatureError, b64decode_a
 from evidence.core.merkle import leaf_hash, verify_inclusion
 from promote.core.approvals import ApprovalClaims, ApprovalError, ApproverKey, approval_verify, utc_iso
 from promote.core.drift import DriftResult
-from promote.core.policy import ROLE_APPROVER, Decision, approval_status
 
 DRY_RUN = "dry-run"
 LIVE = "live"

@@ -10,14 +10,17 @@ from typing import Any
 
 from django import template
 
+from aegis_base.core.policy import promote_refusal
+from aegis_base.selectors import actor_of
+from evidence.models import Bundle
+from preflight.models import PreflightRun
+from preflight.selectors import run_approval_state
+
 register = template.Library()
 
 
 @register.inclusion_tag("promote/_promotions.html", takes_context=True)
 def promotion_panel(context: dict[str, Any], run_id: str) -> dict[str, Any]:
-    from evidence.models import Bundle
-    from preflight.selectors import actor_of
-    from promote.core.policy import promote_refusal
     from promote.selectors import promotions_for_run
 
     request = context.get("request")
@@ -40,9 +43,6 @@ def promotion_panel(context: dict[str, Any], run_id: str) -> dict[str, Any]:
     )
     waiting = ""
     if promotable and bundle.verdict == "needs_approval":
-        from preflight.models import PreflightRun
-        from preflight.selectors import run_approval_state
-
         run = PreflightRun.objects.filter(run_id=run_id).select_related("change__operator").first()
         state = run_approval_state(run) if run is not None else "pending"
         if state != "approved":

@@ -7,8 +7,8 @@ import json
 import pytest
 from django.test import Client
 
+from aegis_base.models import AuditEntry
 from evidence.models import Bundle
-from preflight.models import AuditEntry
 from preflight.tests.web.fixtures import BLOCKED, NEEDS_APPROVAL, SHIP_READY
 
 pytestmark = pytest.mark.django_db

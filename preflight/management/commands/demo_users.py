@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
-from preflight.management.commands.setup_roles import roles_setup
+from aegis_base.services import roles_setup
 
 DEMO_USERS = [("operator", "operator"), ("approver", "approver"), ("auditor", "auditor")]
 

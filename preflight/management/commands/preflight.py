@@ -19,10 +19,15 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from compliance.catalogues import framework_list
+from evidence.models import Bundle, LedgerEntry
+from evidence.services import SealError, run_seal
+from perimeter.egress import EgressRefused
 from preflight.core.change import ChangeError, change_load
 from preflight.core.guards import GuardRejection
 from preflight.core.pipeline import run_id_new, run_preflight
 from twin.base import TopologyError
+from twin.topology import load_lab
 
 EXIT_CODES = {"ship_ready": 0, "needs_approval": 10, "blocked": 20}
 EXIT_INPUT_ERROR = 2
@@ -113,8 +118,6 @@ class Command(BaseCommand):
 
     # -- input --------------------------------------------------------------------------
     def _inputs(self, opts: dict[str, Any]) -> tuple[Any, dict[str, Any] | None, Path | None]:
-        from twin.topology import load_lab
-
         lab_dir = Path(opts["lab_dir"])
         if not lab_dir.exists():
             raise InputError(f"lab folder {lab_dir} does not exist; give a folder such as labs/triangle")
@@ -153,8 +156,6 @@ class Command(BaseCommand):
     def _frameworks(self, opts: dict[str, Any]) -> list[str]:
         if not opts.get("frameworks"):
             return list(settings.AEGIS_FRAMEWORKS)
-        from compliance.catalogues import framework_list
-
         wanted = [f.strip() for f in opts["frameworks"].split(",") if f.strip()]
         known = {f["id"] for f in framework_list()}
         unknown = [f for f in wanted if f not in known]
@@ -232,7 +233,6 @@ def _database_ready_check() -> None:
     """Sealing appends to the ledger in the database: refuse before the run if it is not set up."""
     from django.db import DatabaseError, connection
 
-    from evidence.models import Bundle, LedgerEntry
 
     try:
         tables = set(connection.introspection.table_names())
@@ -267,13 +267,12 @@ def _twin_backend(opts: dict[str, Any]) -> Any:
 
 def _intent_run(opts: dict[str, Any], topology: Any, *, run_id: str, progress: Any) -> dict[str, Any]:
     """Ask the site's LLM for a change and verify it like any other; input errors become InputError."""
-    from preflight.egress import EgressRefused
     from preflight.llm.config import LLMConfigError, llm_config_from_settings
     from preflight.llm.intent import IntentRejected
     from preflight.llm.run import preflight_intent
 
     try:
-        return preflight_intent(opts["lab_dir"], opts["intent"], config=llm_config_from_settings(),
+        return preflight_intent(opts["lab_dir"], opts["intent"], config=llm_config_from_settings(settings),
                                 topology=topology, progress=progress, run_id=run_id,
                                 backend=opts["twin_backend"], converge_timeout=opts["timeout"],
                                 default_criticality=settings.AEGIS_DEFAULT_CRITICALITY)
@@ -295,8 +294,6 @@ def after_result_written(result: dict[str, Any], *, out_dir: Path, lab_dir: Path
     """
     if not seal:
         return {}
-    from evidence.services import SealError, run_seal
-
     change_text = change_path.read_text(encoding="utf-8") if change_path is not None else None
     try:
         outcome = run_seal(result, lab_dir=lab_dir, change_text=change_text, out_dir=out_dir,

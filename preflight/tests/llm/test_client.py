@@ -184,7 +184,7 @@ def test_nothing_configured_is_a_config_error(settings, triangle):
     settings.AEGIS_LLM_URL = ""
     settings.AEGIS_LLM_GGUF = ""
     with pytest.raises(LLMConfigError, match="AEGIS_LLM_URL"):
-        propose_change("advertise 198.51.100.0/24 from r3", triangle)
+        propose_change("advertise 198.51.100.0/24 from r3", triangle, config=llm_config_from_settings(settings))
 
 
 def test_a_missing_gguf_is_a_config_error(triangle, tmp_path):
@@ -199,7 +199,7 @@ def test_api_key_from_file(settings, tmp_path):
     key_file.write_text("k-from-file\n")
     settings.AEGIS_LLM_API_KEY = ""
     settings.AEGIS_LLM_API_KEY_FILE = str(key_file)
-    config = llm_config_from_settings()
+    config = llm_config_from_settings(settings)
     assert config.api_key == "k-from-file"
     assert "k-from-file" not in repr(config) and "api_key" not in config.public()
     with pytest.raises(LLMConfigError, match="cannot read"):
@@ -210,7 +210,7 @@ def test_weights_digest_and_timeout_from_settings(settings):
     settings.AEGIS_LLM_URL = "http://10.0.0.5:8000/v1"
     settings.AEGIS_LLM_WEIGHTS_SHA256 = "AB" * 32
     settings.AEGIS_LLM_TIMEOUT_S = "600"
-    config = llm_config_from_settings()
+    config = llm_config_from_settings(settings)
     assert (config.url, config.weights_sha256, config.timeout_s) == (
         "http://10.0.0.5:8000/v1",
         "ab" * 32,
@@ -218,7 +218,7 @@ def test_weights_digest_and_timeout_from_settings(settings):
     )
     settings.AEGIS_LLM_TIMEOUT_S = "soon"
     with pytest.raises(LLMConfigError, match="AEGIS_LLM_TIMEOUT_S"):
-        llm_config_from_settings()
+        llm_config_from_settings(settings)
 
 
 def test_a_botched_proposal_is_a_blocked_result_document_with_the_same_keys(triangle):

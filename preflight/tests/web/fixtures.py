@@ -13,8 +13,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from aegis_base.services import roles_setup
 from preflight import services
-from preflight.management.commands.setup_roles import roles_setup
 from preflight.models import Lab, PreflightRun
 
 REPO = Path(__file__).resolve().parents[3]

@@ -7,9 +7,10 @@ import time
 import pytest
 from django.db import connection
 
+from aegis_base.models import AuditEntry
 from evidence.models import Bundle
 from preflight import services
-from preflight.models import AuditEntry, ChangeRequest, PreflightRun, RunEvent
+from preflight.models import ChangeRequest, PreflightRun, RunEvent
 from preflight.selectors import runs_for_user
 from preflight.tests.web.fixtures import BLOCKED, NEEDS_APPROVAL, SHIP_READY
 

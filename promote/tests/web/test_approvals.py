@@ -6,8 +6,9 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 
+from aegis_base.models import AuditEntry
 from evidence.models import LedgerEntry
-from preflight.models import AuditEntry, RunEvent
+from preflight.models import RunEvent
 from preflight.selectors import approval_queue, run_approval_state
 from preflight.tests.web.fixtures import NEEDS_APPROVAL, SHIP_READY
 from promote.models import Approval

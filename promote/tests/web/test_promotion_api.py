@@ -13,9 +13,9 @@ import stat
 import pytest
 from rest_framework.test import APIClient
 
+from aegis_base.models import AuditEntry
 from evidence.core.keys import public_key_from_pem
 from evidence.models import Bundle, LedgerEntry
-from preflight.models import AuditEntry
 from preflight.tests.web.fixtures import NEEDS_APPROVAL
 from promote.core.approvals import ApproverKey, approval_verify, approver_keyring, private_key_decrypt
 from promote.models import ApprovalSigningKey, PromotionRecord, SignedApproval

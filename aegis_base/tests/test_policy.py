@@ -1,10 +1,10 @@
-"""Separation-of-duties rules (promote/core/policy.py) as tables: given a decision, then the reasons."""
+"""Separation-of-duties rules (aegis_base/core/policy.py) as tables: given a decision, then the reasons."""
 
 from __future__ import annotations
 
 import pytest
 
-from promote.core.policy import Decision, approval_status, approvals_required, decision_check
+from aegis_base.core.policy import Decision, approval_status, approvals_required, decision_check
 
 B1 = "sha256:" + "1" * 64
 B2 = "sha256:" + "2" * 64

@@ -1,8 +1,11 @@
-"""Separation-of-duties rules for approvals: pure functions over plain data, no Django.
+"""Who may see and decide what: the one set of rules, pure functions over plain data, no Django.
 
-The web shell calls `decision_check` before it records an approver's decision and
-`approval_status` to show where a bundle stands; the gate (G2/G3) applies the same rules
-to signed approval tokens. Rules, each with a table test in promote/tests/core/test_policy.py:
+Roles (`Actor`, `has_role`), visibility (`can_view_bundle`), who may decide on a run
+(`decide_refusal`), where a run or a bundle stands (`approval_state`, `approval_status`) and
+who may start a promotion (`promote_refusal`). The web and API ask these functions; the UI
+hiding a button is a courtesy, the refusal here is the control. The promotion gate (G2/G3)
+applies the same rules to signed approval tokens. Rules, each with a table test in
+aegis_base/tests/test_policy.py and test_policy_web.py:
 
 1. The approver is never the change's operator (an operator cannot approve their own run).
 2. The approver holds the approver role at decision time (roles are read when deciding,
@@ -19,11 +22,45 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-ROLE_APPROVER = "approver"
+OPERATOR = "operator"
+APPROVER = "approver"
+AUDITOR = "auditor"
+ROLES = (OPERATOR, APPROVER, AUDITOR)
+# The names the gate and the signed approval tokens use for the same roles.
+ROLE_OPERATOR = OPERATOR
+ROLE_APPROVER = APPROVER
 APPROVE = "approve"
 REJECT = "reject"
 DECISIONS = (APPROVE, REJECT)
 DEFAULT_HIGH_RISK_APPROVERS = 2
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The plain-data view of a user that the rules take (`aegis_base.selectors.actor_of`)."""
+
+    username: str
+    groups: frozenset[str] = frozenset()
+    is_superuser: bool = False
+    is_authenticated: bool = True
+
+    def has_role(self, role: str) -> bool:
+        return self.is_authenticated and (self.is_superuser or role in self.groups)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the decision rules need to know about one run."""
+
+    operator: str
+    status: str  # queued | running | finished | failed
+    verdict: str  # "" until finished
+    risk_tier: str  # low | medium | high | ""
+    # Twin tier (real | simulated). Deciding on simulated evidence is allowed and recorded,
+    # but the promotion gate (G2) never promotes it; the UI says so next to the buttons.
+    tier: str = "real"
+    # (approver username, "approve" | "reject") in decision order
+    decisions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -147,8 +184,6 @@ def approval_status(
     return status
 
 
-ROLE_OPERATOR = "operator"
-
 
 def promote_refusal(
     *, username: str, roles: Iterable[str], is_superuser: bool = False, bundle_operator: str
@@ -170,3 +205,60 @@ def promote_refusal(
     if ROLE_OPERATOR in held:
         return "Only the operator who submitted this change, or an approver, may promote it."
     return "Only the change's operator or an approver may promote a bundle; you hold neither role."
+
+
+# ---------------------------------------------------------------------------- runs (web and API)
+
+
+def approval_state(facts: RunFacts, *, high_risk_approvers: int = DEFAULT_HIGH_RISK_APPROVERS) -> str:
+    """none (no approval needed) | pending | approved | rejected, by `approval_status`'s rules.
+
+    Decisions recorded on a run are all on that run's evidence, so they count as one bundle here.
+    """
+    status = approval_status(
+        verdict=facts.verdict,
+        risk_tier=facts.risk_tier,
+        operator=facts.operator,
+        bundle_digest="",
+        decisions=[Decision(approver=who, bundle_digest="", decision=what) for who, what in facts.decisions],
+        high_risk_approvers=high_risk_approvers,
+    )
+    return "none" if status.state in ("not_required", "not_promotable") else status.state
+
+
+def can_submit(actor: Actor) -> bool:
+    return actor.has_role(OPERATOR)
+
+
+def decide_refusal(
+    actor: Actor, facts: RunFacts, *, high_risk_approvers: int = DEFAULT_HIGH_RISK_APPROVERS
+) -> str | None:
+    """Why `actor` may not approve or reject this run, or None when they may."""
+    if not actor.is_authenticated:
+        return "Sign in first."
+    if not actor.has_role(APPROVER):
+        return "Only members of the approver group can approve or reject runs."
+    if actor.username == facts.operator:
+        # Separation of duties holds for admins too: nobody signs off their own change.
+        return "You submitted this change; another approver must decide on it (separation of duties)."
+    if facts.status != "finished":
+        return "The run has not finished; there is nothing to decide on yet."
+    if facts.verdict != "needs_approval":
+        return (
+            f"This run's verdict is {facts.verdict or 'not set'}; only runs that need approval are decided."
+        )
+    if any(who == actor.username for who, _ in facts.decisions):
+        return "You have already decided on this run."
+    state = approval_state(facts, high_risk_approvers=high_risk_approvers)
+    if state != "pending":
+        return f"This run is already {state}."
+    return None
+
+
+def can_browse_bundles(actor: Actor) -> bool:
+    return actor.has_role(AUDITOR)
+
+
+def can_view_bundle(actor: Actor, *, bundle_operator: str) -> bool:
+    """Auditors see every sealed bundle; an operator sees the bundles of their own runs."""
+    return actor.has_role(AUDITOR) or (actor.is_authenticated and actor.username == bundle_operator)

@@ -1,6 +1,7 @@
 """`manage.py oscal_export BUNDLE_JSON [--out FILE] [--frameworks a,b]`: OSCAL assessment-results for a bundle.
 
-Thin shell: reads the file, calls compliance.oscal, validates against the official schema and
+It lives in promote/, the top app, because `--approvals` reads the decisions promote records;
+the mapping and the OSCAL document are compliance's. Thin shell: reads the file, calls compliance.oscal, validates against the official schema and
 writes only a valid document (atomically). Every input problem is a CommandError that says
 what to fix; nothing is written then.
 """
@@ -14,11 +15,14 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from compliance.catalogues import UnknownFramework
 from compliance.crosswalk import CrosswalkError, controls_for
 from compliance.oscal import OSCAL_VERSION, OscalError, assessment_results, bundle_view, oscal_check
+from compliance.selectors import frameworks_default
+from promote.selectors import approvals_for_bundle
 
 
 class Command(BaseCommand):
@@ -64,14 +68,8 @@ class Command(BaseCommand):
             controls = None
             approvals = None
             if options["approvals"]:
-                from compliance.selectors import approvals_for_bundle
-
                 approvals = approvals_for_bundle(view["digest"])
             if options["frameworks"] or options["approvals"] or not view["controls"]:
-                from django.conf import settings
-
-                from compliance.selectors import frameworks_default
-
                 frameworks = (
                     [f.strip() for f in options["frameworks"].split(",") if f.strip()]
                     if options["frameworks"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from preflight.policy import Actor, RunFacts, approval_state, approvals_required, decide_refusal
+from aegis_base.core.policy import Actor, RunFacts, approval_state, approvals_required, decide_refusal
 
 OPS = Actor("olivia", frozenset({"operator"}))
 APP = Actor("alice", frozenset({"approver"}))
@@ -51,10 +51,16 @@ def test_decide_refusal_table(actor, run, refused_because):
 
 @pytest.mark.parametrize(
     "tier, setting, required",
-    [("low", 2, 1), ("medium", 2, 1), ("high", 2, 2), ("high", 3, 3), ("high", 0, 1), ("", 2, 1)],
+    [("low", 2, 1), ("medium", 2, 1), ("high", 2, 2), ("high", 3, 3), ("", 2, 1)],
 )
 def test_approvals_required(tier, setting, required):
-    assert approvals_required(tier, high_risk_approvers=setting) == required
+    assert approvals_required("needs_approval", tier, high_risk_approvers=setting) == required
+
+
+def test_zero_high_risk_approvers_is_refused_not_read_as_one():
+    # given the setting at 0 (the web used to read it as 1 while the gate raised), then both refuse it
+    with pytest.raises(ValueError, match="AEGIS_HIGH_RISK_APPROVERS"):
+        approvals_required("needs_approval", "high", high_risk_approvers=0)
 
 
 @pytest.mark.parametrize(

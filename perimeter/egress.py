@@ -15,9 +15,10 @@ For httpx, `EgressTransport` checks each request and then connects to the addres
 check approved (not a second resolution), so a DNS answer that changes between the check
 and the connection cannot smuggle a request out.
 
-No Django import: the allow-list is passed in, or read by `policy_allow_list()` from Django
-settings when Django is already loaded (else from the AEGIS_EGRESS_ALLOW environment
-variable, with the same default as `aegis_site/settings.py`).
+No Django import and no settings lookup: the allow-list is passed in (`allow=`), or is the
+site policy the Django shell set once at startup with `egress_configure(settings.AEGIS_EGRESS_ALLOW)`
+(`aegis_base/apps.py`); a process that never configured it holds `DEFAULT_ALLOW`, the same
+default as `aegis_site/settings.py`.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import logging
-import os
 import socket
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,19 +71,21 @@ _current_log: contextvars.ContextVar[EgressLog | None] = contextvars.ContextVar(
 )
 
 
+# The site policy, set by `egress_configure`; None until the shell configured it.
+_site_allow: list[str] | None = None
+
+
+def egress_configure(allow: list[str] | None) -> None:
+    """Make `allow` the policy of this process (None: back to `DEFAULT_ALLOW`). Checks it first."""
+    global _site_allow
+    if allow is not None:
+        parse_allow_list(list(allow))  # a malformed entry fails here, at startup, naming the entry
+    _site_allow = None if allow is None else list(allow)
+
+
 def policy_allow_list() -> list[str]:
-    """The allowed networks as configured: Django settings if loaded, else the environment."""
-    # Read Django settings only when Django is already imported and configured by the shell
-    # (web, worker, manage.py): the core itself never imports Django.
-    conf = sys.modules.get("django.conf")
-    if conf is not None:
-        settings = conf.settings
-        if settings.configured and hasattr(settings, "AEGIS_EGRESS_ALLOW"):
-            return list(settings.AEGIS_EGRESS_ALLOW)
-    raw = os.environ.get("AEGIS_EGRESS_ALLOW", "")
-    if raw.strip():
-        return [item.strip() for item in raw.split(",") if item.strip()]
-    return list(DEFAULT_ALLOW)
+    """The allowed networks in force: the configured site policy, else `DEFAULT_ALLOW`."""
+    return list(_site_allow) if _site_allow is not None else list(DEFAULT_ALLOW)
 
 
 def parse_allow_list(allow: list[str]) -> list[IPNetwork]:

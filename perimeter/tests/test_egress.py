@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.egress import (
+from perimeter.egress import (
     EgressRefused,
     egress_check,
     egress_client,
@@ -176,6 +176,7 @@ def test_allowed_request_connects_to_the_checked_address_and_is_recorded():
 
 def test_public_llm_url_is_refused_before_anything_runs(settings):
     # given AEGIS_LLM_URL pointing outside the perimeter
+    from preflight.llm.config import llm_config_from_settings
     from preflight.llm.propose import propose_change
     from twin.topology import load_lab
 
@@ -183,7 +184,7 @@ def test_public_llm_url_is_refused_before_anything_runs(settings):
     topology = load_lab(REPO / "labs" / "triangle")
     # when a proposal is asked for, then it is refused with a clear message and nothing connected
     with watch_connects() as seen, pytest.raises(EgressRefused, match="outside the allowed networks"):
-        propose_change("advertise 10.42.0.0/24 from r3", topology)
+        propose_change("advertise 10.42.0.0/24 from r3", topology, config=llm_config_from_settings(settings))
     assert seen == []
 
 
@@ -196,7 +197,7 @@ _RESOLVE_SCRIPT = textwrap.dedent(
     """
     import json, sys
     sys.addaudithook(lambda e, a: print("CONNECT", a, file=sys.stderr) if e == "socket.connect" else None)
-    from preflight.egress import EgressRefused, egress_check
+    from perimeter.egress import EgressRefused, egress_check
     out = {}
     for name in sys.argv[1:]:
         try:
