@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from perimeter.egress import parse_allow_list
+
 from .base import Backend, Topology, TopologyError, Tunnel, TwinError
 from .capacity import NODE_COST_MB, twin_cost_mb
 from .wire import (
@@ -114,8 +116,6 @@ class TwinAgent:
     """The agent's state and request dispatch; the HTTP layer is `AgentHTTPServer`."""
 
     def __init__(self, config: AgentConfig, backend: Backend) -> None:
-        from preflight.egress import parse_allow_list
-
         self.config = config
         self.backend = backend
         self.networks = parse_allow_list(config.allow)

@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx
 
+from perimeter.egress import EgressRefused, egress_client, url_host_port
+
 from .base import (
     ApplyResult,
     ConvergeResult,
@@ -83,8 +85,6 @@ class AgentClient:
     def __init__(self, url: str, *, token: str, allow: list[str] | None = None,
                  max_response_bytes: int = MAX_RESPONSE_BYTES, op_timeout_s: float | None = None,
                  connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-        from preflight.egress import egress_client, url_host_port
-
         self.url = url.rstrip("/")
         try:
             url_host_port(self.url)
@@ -101,8 +101,6 @@ class AgentClient:
     def call(self, method: str, path: str, definition: str, body: dict[str, Any] | None = None,
              deadline_s: float = OP_TIMEOUT_S, expect_agent: str | None = None) -> dict[str, Any]:
         """Send one request; return the checked response document or raise AgentError."""
-        from preflight.egress import EgressRefused
-
         what = f"twin agent {self.url}: {method} {path}"
         deadline_s = self.op_timeout_s if self.op_timeout_s is not None else deadline_s
         request_id = secrets.token_hex(8)
