@@ -33,7 +33,9 @@ from preflight.llm.config import LLMConfigError
 from preflight.llm.intent import IntentRejected
 from preflight.models import ChangeRequest, Lab, PreflightRun, RunEvent
 from preflight.selectors import actor_of, blast_radius
+from twin import get_backend
 from twin.base import TopologyError
+from twin.capacity import CapacityLedger, default_host_budget_mb, twin_cost_mb
 from twin.topology import load_lab
 
 log = logging.getLogger("aegis.web")
@@ -508,8 +510,6 @@ def twin_backend_for(name: str) -> Any:
     """The backend a run names: the name itself, or for `http` the site's agent client(s)."""
     if name != "http":
         return name
-    from twin import get_backend
-
     return get_backend("http", agents=list(settings.AEGIS_TWIN_AGENTS), allow=list(settings.AEGIS_EGRESS_ALLOW),
                        token_file=settings.AEGIS_AGENT_TOKEN_FILE or None)
 
@@ -626,8 +626,6 @@ def runs_recover() -> int:
 
 
 def _capacity_ledger() -> Any:
-    from twin.capacity import CapacityLedger, default_host_budget_mb
-
     budget = int(settings.AEGIS_WORKER_BUDGET_MB) or default_host_budget_mb()
     return CapacityLedger(settings.AEGIS_CAPACITY_LEDGER, budget)
 
@@ -639,9 +637,6 @@ def run_admit(*, run_pk: int) -> int | None:
     simulator needs none). A run that waits gets one event, "queued for capacity (needs ~N MB)",
     shown on its page until a worker admits it. Assumes the caller is a worker.
     """
-    from twin.base import TopologyError
-    from twin.capacity import twin_cost_mb
-
     run = PreflightRun.objects.select_related("change", "change__lab").get(pk=run_pk)
     if run.done or run.backend != "netns":
         return None

@@ -26,7 +26,8 @@ from perimeter.egress import EgressRefused
 from preflight.core.change import ChangeError, change_load
 from preflight.core.guards import GuardRejection
 from preflight.core.pipeline import run_id_new, run_preflight
-from twin.base import TopologyError
+from twin import get_backend
+from twin.base import TopologyError, TwinError
 from twin.topology import load_lab
 
 EXIT_CODES = {"ship_ready": 0, "needs_approval": 10, "blocked": 20}
@@ -252,9 +253,6 @@ def _twin_backend(opts: dict[str, Any]) -> Any:
     """The backend name, or for `http` the agent client(s) built from the options and settings."""
     if opts["backend"] != "http":
         return opts["backend"]
-    from twin import get_backend
-    from twin.base import TwinError
-
     agents = opts.get("agent") or list(settings.AEGIS_TWIN_AGENTS)
     if not agents:
         raise InputError("--backend http needs an agent: --agent http://HOST:5757 (or set AEGIS_TWIN_AGENTS)")
