@@ -94,9 +94,9 @@ def celery_mode(ks: list[int], tmp: Path) -> list[str]:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.core.management import call_command
+    from preflight.management.commands.setup_roles import roles_setup
 
     from preflight import services
-    from preflight.management.commands.setup_roles import roles_setup
     from preflight.models import Lab, PreflightRun
 
     if not settings.CELERY_BROKER_URL:

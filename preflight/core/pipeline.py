@@ -37,6 +37,7 @@ from preflight.core.static import static_check
 from preflight.core.verdict import reason, verdict_decide
 from twin import get_backend
 from twin.base import Backend, Progress, Topology, no_progress
+from twin.frrdelta import config_delta, config_items, contexts_of
 from twin.topology import load_lab
 
 RESULT_FORMAT = "aegis.preflight.result/v1"
@@ -529,8 +530,6 @@ def _config_ledger(run: _Run, state: dict[str, Any], change: dict[str, Any], dev
     if state["facts"].get("tier") == "simulated":
         state["ledger"] = {"available": False, "why": "the simulator runs no FRR: no running config to compare"}
         return
-    from twin.frrdelta import config_delta, config_items, contexts_of
-
     devices_out: dict[str, Any] = {}
     for d in devices:
         ar = state.get("apply_results", {}).get(d)
