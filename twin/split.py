@@ -38,6 +38,7 @@ from .base import (
     no_progress,
 )
 from .capacity import DAEMON_EXTRA_MB, HOST_NODE_MB, NODE_COST_MB, TWIN_BASE_MB
+from .fib import fib_links
 from .netns import loopbacks_of, mac_for, reachability_pairs
 from .remote import AgentError, RemoteBackend, RemoteTwin
 
@@ -314,6 +315,20 @@ class SplitTwin:
             out["reachability"] = {"pairs": {f"{s}->{d}:{a}": found.get((s, a), False) for s, d, a in pairs},
                                    "sampled": sampled, "seed": seed}
         return out
+
+    def fib(self) -> dict[str, Any]:
+        """Every router's kernel FIB, from the host that runs it; links as the whole lab has them."""
+        nodes: dict[str, Any] = {}
+        for part in _parallel(lambda tw: tw.fib(), [twin for _, twin in self.parts]):
+            nodes.update(part["nodes"])
+        return {"nodes": dict(sorted(nodes.items())), "links": fib_links(self.topology)}
+
+    def probe(self, src: str, address: str) -> dict[str, Any]:
+        return self._twin(src).probe(src, address)
+
+    def set_link(self, node: str, iface: str, up: bool) -> None:
+        # A cross-host link's end is the VXLAN device: down at one end, like a veth end.
+        self._twin(node).set_link(node, iface, up)
 
     def apply(self, node: str, lines: str) -> ApplyResult:
         return self._twin(node).apply(node, lines)

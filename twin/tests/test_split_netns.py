@@ -125,6 +125,9 @@ def test_a_fabric_split_across_two_hosts_gives_the_same_verdict_as_one_host(two_
     assert split["verdict"] == local["verdict"] == "ship_ready", split["reasons"]
     assert [r["code"] for r in split["reasons"]] == [r["code"] for r in local["reasons"]]
     assert split["diff"] == local["diff"]
+    # the data plane too: the FIBs read on both hosts give the same forwarding changes
+    assert "skipped" not in (split["dataplane"] or {}), split["dataplane"]
+    assert split["dataplane"]["changed"] == local["dataplane"]["changed"]
     assert split["twin"]["backend"] == "http"
     # every twin of the agents is gone, and no VXLAN device is left in either "host"
     for a in agents:
