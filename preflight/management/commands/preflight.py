@@ -200,9 +200,32 @@ class Command(BaseCommand):
         for f in result["static_findings"]:
             where = f"{f['device']}:{f['line_no']}" if f["line_no"] else f["device"]
             self.stdout.write(f"  [{f['severity']}] {where} {f['code']}: {f['message']}")
+        intent = result.get("intent") or {}
+        if intent:
+            how = ("declared in expect" if intent.get("used") == "declared"
+                   else "inferred from the lines; write an expect to correct it")
+            self.stdout.write(f"intent ({how}):")
+            for b in (intent.get("inferred") or {}).get("basis") or ["the lines intend no routing effect"]:
+                self.stdout.write(f"  {b}")
+        ledger = (result.get("apply") or {}).get("ledger") or {}
+        if ledger.get("available"):
+            sm = ledger.get("summary") or {}
+            self.stdout.write("lines: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sm.items()))
+            for node, led in (ledger.get("devices") or {}).items():
+                for e in led["lines"]:
+                    if e["status"] != "applied":
+                        extra = f" -> {e['became']}" if e.get("became") else ""
+                        said = f"  (FRR: {e['frr_said']})" if e.get("frr_said") else ""
+                        self.stdout.write(f"  {node}:{e['line_no']} {e['status']}: {e['line']}{extra}{said}")
+        settle = result.get("settle") or {}
+        if settle.get("timer"):
+            self.stdout.write(f"settle window: {settle['seconds']:g} s ({settle['timer']} of {settle['node']} "
+                              f"{settle['subject']}: {settle['source']})")
         rb = result.get("rollback") or {}
         if rb.get("lines"):
-            self.stdout.write(f"rollback ({'verified' if rb.get('verified') else 'NOT verified'}):")
+            status = rb.get("status") or ("verified" if rb.get("verified") else "NOT verified")
+            after = f" after {rb['restored_after_s']:g} s" if rb.get("restored_after_s") is not None else ""
+            self.stdout.write(f"rollback ({status}{after}):")
             for node, lines in rb["lines"].items():
                 for ln in lines:
                     self.stdout.write(f"  {node}: {ln}")

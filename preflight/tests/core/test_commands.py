@@ -180,3 +180,11 @@ def test_stress_checker_flags_what_it_must():
     report = StressReport()
     _check(2, outcome(unhandled="KeyError: x"), report)
     assert report.violations == ["run 2: unhandled exception: KeyError: x"]
+
+
+def test_the_inferred_intent_is_shown_to_the_operator(tmp_path):
+    rc, out, _ = preflight(str(TRIANGLE), "--change", str(CHANGES / "announce_no_expect.yml"), "--backend",
+                           "simulator", "--out", str(tmp_path / "run"))
+    assert rc == 0
+    assert "intent (inferred from the lines; write an expect to correct it):" in out
+    assert "r3: network 198.51.100.0/24 -> announces 198.51.100.0/24" in out
