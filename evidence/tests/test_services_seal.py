@@ -274,3 +274,25 @@ def test_re_rendering_with_approvals_changes_the_pdf_not_the_bundle(sealed):
     text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
     assert "approved by avery" in text and outcome.digest in text
     assert all(c.ok for c in bundle_verify(pdf))
+
+
+def test_the_pdf_shows_the_per_line_ledger_the_intent_and_the_rollback_outcome(evidence_home, tmp_path,
+                                                                             result_needs_approval, change_text):
+    result = result_needs_approval
+    result["apply"]["ledger"] = {
+        "available": True, "summary": {"applied": 1, "rejected": 0, "not_applied": 0, "reinterpreted": 1},
+        "devices": {"r3": {"lines": [
+            {"node": "r3", "line_no": 1, "line": "router bgp 65003", "status": "applied", "frr_said": ""},
+            {"node": "r3", "line_no": 2, "line": "neighbor 10.0.23.0 timers 5 4", "status": "reinterpreted",
+             "became": "neighbor 10.0.23.0 timers 1 4", "frr_said": ""}], "unrequested": []}}}
+    result["intent"] = {"used": "inferred", "empty": False, "inferred": {
+        "basis": ["r3: ip route 10.43.0.0/24 Null0 -> announces 10.43.0.0/24"],
+        "prefixes_added": {"*": ["10.43.0.0/24"]}}}
+    result["rollback"].update(status="restored_after_retry", restored_after_s=12.5)
+    outcome = run_seal(result, lab_dir=LAB, change_text=change_text, out_dir=tmp_path / "out",
+                       frameworks=["nist-800-53r5"], operator="olivia")
+    text = " ".join(subprocess.run(["pdftotext", str(outcome.pdf_path), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    assert "Per-line ledger" in text and "reinterpreted" in text and "timers 1 4" in text
+    assert "inferred from the change lines" in text and "announces 10.43.0.0/24" in text
+    assert "rollback restores only after 12.5 s" in text

@@ -82,3 +82,24 @@ def test_home_sends_each_role_to_its_page(operator, approver, auditor, outsider)
     answer = client.get("/")
     assert answer.status_code == 403 and "No role yet" in answer.content.decode()
     assert Client().get("/")["Location"].startswith("/accounts/login/")
+
+
+def test_the_run_page_shows_the_per_line_ledger_and_the_inferred_intent(
+    operator_client, lab, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = operator_client.post("/preflight/", {**_form(prefixes_added=""), "lab": lab.pk})
+    run = PreflightRun.objects.get()
+    # The simulator has no running config; give the stored result the ledger a real twin writes
+    # (FRR 8.4.4: r3 runs no ospfd, so the cost line had no effect).
+    result = dict(run.result)
+    result["apply"] = {**result["apply"], "ledger": {
+        "available": True, "summary": {"applied": 1, "rejected": 0, "not_applied": 1, "reinterpreted": 0},
+        "devices": {"r3": {"lines": [
+            {"node": "r3", "line_no": 1, "line": "interface eth1", "status": "applied", "frr_said": ""},
+            {"node": "r3", "line_no": 2, "line": "ip ospf cost 10", "status": "not_applied", "frr_said": ""}],
+            "unrequested": []}}}}
+    PreflightRun.objects.filter(pk=run.pk).update(result=result)
+    page = operator_client.get(answer["Location"]).content.decode()
+    assert "Per-line ledger" in page and "ip ospf cost 10" in page and "not applied" in page
+    assert "inferred from the lines" in page and "announces 10.42.0.0/24" in page
