@@ -104,3 +104,18 @@ def config_delta(before: str, after: str) -> dict[str, list[Item]]:
 def contexts_of(text: str) -> set[tuple[str, ...]]:
     """The block headers present in a config (to tell whether a block a change opened exists)."""
     return {tuple(k) for k in _config(text).contexts}
+
+
+def reload_lines(before: str, after: str) -> tuple[list[str], list[str]]:
+    """The lines frr-reload.py would enter to move a router from `before` to `after`.
+
+    (lines to delete, lines to add), each already in context and negated, exactly as
+    `frr-reload.py --test` prints them (its `compare_context_objects` + `lines_to_config`) and as
+    the twin's `reload_config` reports them for a rollback; entered in that order they reach `after`.
+    Runs on the host with `vtysh -m` only: no daemon, no namespace.
+    """
+    fr = _frr_reload()
+    to_add, to_del = fr.compare_context_objects(_config(after), _config(before))
+    delete = [ln for keys, line in to_del if line != "!" for ln in fr.lines_to_config(keys, line, True)]
+    add = [ln for keys, line in to_add if line != "!" for ln in fr.lines_to_config(keys, line, False)]
+    return delete, add
