@@ -153,3 +153,16 @@ def markdown_summary(result: dict[str, Any], *, seal: dict[str, Any] | None = No
     else:
         out.append("**not sealed**" + (f": {_md(seal.get('error'))}" if seal and seal.get("error") else ""))
     return "\n".join(out) + "\n"
+
+
+def input_error_reports(message: str, *, lab: str = "") -> tuple[str, str]:
+    """(JUnit XML, Markdown) for a run refused before anything spawned (exit 2): CI still shows why."""
+    suites = ET.Element("testsuites", {"tests": "1", "failures": "1"})
+    suite = ET.SubElement(suites, "testsuite", {"name": f"aegis preflight {lab}".strip(), "tests": "1",
+                                                "failures": "1", "errors": "0", "skipped": "0"})
+    tc = ET.SubElement(suite, "testcase", {"classname": "aegis.input", "name": "input accepted", "time": "0"})
+    ET.SubElement(tc, "failure", {"message": message[:1000], "type": "input"}).text = message
+    ET.indent(suites)
+    xml = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    md = f"## AEGIS preflight: ⛔ input refused\n\nLab `{_md(lab)}`: {_md(message)}\n\nNothing was spawned or sealed.\n"
+    return xml, md
