@@ -17,14 +17,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from preflight import selectors, services
-
-_server_loop: asyncio.AbstractEventLoop | None = None
-
-
-def server_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop websocket clients of this process live in (for the in-memory layer)."""
-    return _server_loop
+from preflight import selectors
+from preflight.models import RunEvent
+from preflight.services.events import run_group, server_loop_set
 
 
 def _after_of(scope: dict[str, Any]) -> int:
@@ -46,15 +41,12 @@ def _authorize(user: Any, run_id: str) -> tuple[int, str] | None:
 
 @database_sync_to_async
 def _events(run_pk: int, after: int) -> list[dict[str, Any]]:
-    from preflight.models import RunEvent
-
     return [ev.as_dict() for ev in RunEvent.objects.filter(run_id=run_pk, seq__gt=after).order_by("seq")]
 
 
 class RunProgressConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
-        global _server_loop
-        _server_loop = asyncio.get_running_loop()
+        server_loop_set(asyncio.get_running_loop())
         run_id = self.scope["url_route"]["kwargs"]["run_id"]
         found = await _authorize(self.scope.get("user"), run_id)
         if found is None:
@@ -62,7 +54,7 @@ class RunProgressConsumer(AsyncJsonWebsocketConsumer):
             return
         self.run_pk, self.run_id = found
         self.sent_seq = _after_of(self.scope)
-        self.group = services.run_group(self.run_id)
+        self.group = run_group(self.run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         for event in await _events(self.run_pk, self.sent_seq):

@@ -51,6 +51,8 @@ class ChangeRequest(models.Model):
     expect = models.JSONField(default=dict, blank=True)
     frameworks = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=10, choices=SOURCE_CHOICES, default="form")
+    # The change file as submitted (CLI `--change`), parsed once at submission and sealed with the run.
+    change_text = models.TextField(blank=True)
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -76,6 +78,11 @@ class PreflightRun(models.Model):
     run_id = models.CharField(max_length=40, unique=True, default=new_run_id)
     change = models.ForeignKey(ChangeRequest, on_delete=models.PROTECT, related_name="runs")
     backend = models.CharField(max_length=20)
+    # The run's own options over the site defaults: pipeline keyword arguments
+    # (services.execution.PIPELINE_OPTIONS, e.g. converge_timeout), http agents, seal: false.
+    options = models.JSONField(default=dict, blank=True)
+    # Where its files go (result.json, bundle.json, report.pdf); empty: AEGIS_RUNS_DIR/<run_id>.
+    folder = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=STATUS_QUEUED, db_index=True)
     verdict = models.CharField(max_length=20, choices=VERDICT_CHOICES, blank=True, db_index=True)
     risk_tier = models.CharField(max_length=10, blank=True)

@@ -7,7 +7,8 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from preflight import services
+from preflight.services.capacity import run_admit, run_release
+from preflight.services.execution import run_execute
 
 
 @shared_task(
@@ -19,10 +20,10 @@ from preflight import services
 )
 def run_execute_task(self: Any, run_pk: int) -> str:
     """Execute one preflight run once this host has memory for its twin (privileged worker)."""
-    if services.run_admit(run_pk=run_pk) is not None:
+    if run_admit(run_pk=run_pk) is not None:
         # Not admitted: back on the queue, where this or another worker may take it later.
         raise self.retry(countdown=settings.AEGIS_CAPACITY_RETRY_S, max_retries=None)
     try:
-        return services.run_execute(run_pk=run_pk)
+        return run_execute(run_pk=run_pk)
     finally:
-        services.run_release(run_pk=run_pk)
+        run_release(run_pk=run_pk)

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from aegis_base.core import policy
+from aegis_base.services import audit_record
 from preflight import selectors, services
 from preflight.forms import ChangeForm
 
@@ -129,5 +130,5 @@ def run_download(request: HttpRequest, run_id: str, kind: str) -> HttpResponse:
     else:
         file = _sealed_file(run.pdf_path, "PDF")
         content_type, name = "application/pdf", f"aegis-report-{run.run_id}.pdf"
-    services.audit_record(actor=request.user, action=f"run.download_{kind}", target=f"run:{run.run_id}")
+    audit_record(actor=request.user, action=f"run.download_{kind}", target=f"run:{run.run_id}")
     return FileResponse(file.open("rb"), as_attachment=True, filename=name, content_type=content_type)

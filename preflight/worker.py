@@ -16,6 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from preflight.services.capacity import run_admit, run_release
+from preflight.services.execution import run_execute
 from twin.reap import twin_reap_orphans
 
 log = logging.getLogger("aegis.worker")
@@ -37,17 +39,15 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _execute(run_pk: int) -> str:
-    from preflight import services
-
     close_old_connections()
     try:
         # Wait (on this pool thread) until the host has memory for the run's twin.
-        while services.run_admit(run_pk=run_pk) is not None:
+        while run_admit(run_pk=run_pk) is not None:
             time.sleep(float(settings.AEGIS_CAPACITY_RETRY_S))
         try:
-            return services.run_execute(run_pk=run_pk)
+            return run_execute(run_pk=run_pk)
         finally:
-            services.run_release(run_pk=run_pk)
+            run_release(run_pk=run_pk)
     except Exception:
         log.exception("run %s crashed the in-process worker thread", run_pk)
         raise

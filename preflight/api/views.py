@@ -75,6 +75,7 @@ class RunSubmitView(AegisAPIView):
             frameworks=data["frameworks"],
             backend=data["backend"],
             source="api",
+            via="api",
         )
         try:
             run = services.run_start(operator=request.user, submission=submission)

@@ -182,3 +182,49 @@ def test_manage_py_promote_end_to_end(twin, prod, operator, approver, approver2,
     assert all(r.bundle == Bundle.objects.get(digest=sealed.digest) for r in rows)
     assert not next(c for c in rows[2].record["gate"]["checks"] if c["gate"] == "G1")["passed"]
     assert LedgerEntry.objects.get(index=rows[3].verification_ledger_index).kind == "promotion-verification"
+
+
+def test_a_cli_run_is_approved_and_promoted(prod, operator, approver, approver2, tmp_path, capsys):
+    # given the production lab and a change file, preflighted on the command line on a real twin
+    lab_dir = tmp_path / "prodlab"
+    lab_dir.mkdir()
+    (lab_dir / "prod.clab.yml").write_text(CLAB)
+    for name, conf in CONFIGS.items():
+        (lab_dir / name).mkdir()
+        (lab_dir / name / "frr.conf").write_text(conf)
+        (lab_dir / name / "daemons").write_text("bgpd=yes\n")
+    change = tmp_path / "change.yml"
+    change.write_text(yaml.safe_dump({k: v for k, v in CHANGE.items() if k != "source"}))
+    with pytest.raises(SystemExit) as ended:
+        call_command("preflight", str(lab_dir), "--change", str(change), "--backend", "netns",
+                     "--operator", operator.username, "--out", str(tmp_path / "run"))
+    out = capsys.readouterr()
+    assert ended.value.code == 10, out.out + out.err
+    # then the run is in the approvers' queue, as a web run would be
+    run = PreflightRun.objects.get()
+    assert run.verdict == "needs_approval" and run.bundle_digest and run.change.operator == operator
+    from preflight.selectors import approval_queue
+
+    assert [r.run_id for r in approval_queue(approver)] == [run.run_id]
+    # when the approvers decide in the app
+    files = []
+    for who in (approver, approver2)[: 2 if run.risk_tier == "high" else 1]:
+        decision = approval_decide(run=run, approver=who, decision="approve", comment="customer prefix")
+        path = tmp_path / f"approval-{who.username}.json"
+        path.write_text(json.dumps(SignedApproval.objects.get(approval=decision).envelope))
+        files += ["--approval", path]
+    assert approval_queue(approver) == []
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {"devices": {n: {k: v for k, v in prod.device(n).items() if k != "name"} for n in prod.routers}}
+        )
+    )
+    before = running(prod)
+    # then its bundle passes every gate in a dry-run, which changes nothing
+    code, out, err = promote(capsys, Bundle.objects.get(run_id=run.run_id).json_path, *files,
+                             "--inventory", inventory)
+    assert code == 0, out + err
+    for gate in ("G1", "G2", "G3", "G4"):
+        assert any(line.split()[:2] == [gate, "pass"] for line in out.splitlines()), out
+    assert "outcome  dry_run" in out and running(prod) == before

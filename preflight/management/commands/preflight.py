@@ -1,8 +1,15 @@
 """`manage.py preflight LAB_DIR --change FILE | --intent TEXT`: verify one change on a twin and decide.
 
-After the verdict the run is sealed: bundle.json (signed, ledgered) and report.pdf are written
-beside result.json. Exit codes: 0 ship_ready, 10 needs_approval, 20 blocked, 2 input error
-(nothing spawned), 3 the verdict stands but the evidence could not be sealed.
+The run goes the one way every run goes (`preflight.services.run_start`, executed inline in
+this process): a `PreflightRun` row with its events and audit entry, result.json, and the seal
+(bundle.json signed and ledgered, report.pdf) in the run's folder. So a change preflighted here
+that needs approval is in the approvers' queue like any other. Exit codes: 0 ship_ready,
+10 needs_approval, 20 blocked, 2 input error (nothing spawned), 3 the verdict stands but the
+evidence could not be sealed, 130 interrupted (the twin was torn down).
+
+To add an option: parse it in `add_arguments`, put it on the `Submission` in `_submission`
+(a pipeline option goes into `options` and `services.execution.PIPELINE_OPTIONS`); what is
+printed from the result goes in `_report`.
 """
 
 from __future__ import annotations
@@ -17,18 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, connection
 
-from compliance.catalogues import framework_list
-from evidence.models import Bundle, LedgerEntry
-from evidence.services import SealError, run_seal
-from perimeter.egress import EgressRefused
-from preflight.core.change import ChangeError, change_load
-from preflight.core.guards import GuardRejection
-from preflight.core.pipeline import run_id_new, run_preflight
-from twin import get_backend
-from twin.base import TopologyError, TwinError
-from twin.topology import load_lab
+from evidence.models import Bundle
+from preflight import services
+from preflight.models import PreflightRun
+from twin import BACKENDS
+from twin.base import TopologyError
 
 EXIT_CODES = {"ship_ready": 0, "needs_approval": 10, "blocked": 20}
 EXIT_INPUT_ERROR = 2
@@ -51,17 +54,18 @@ class Command(BaseCommand):
         source.add_argument("--change", help="change file (YAML): title, devices, expect")
         source.add_argument("--intent", help="what the change should do, in words: the site's LLM proposes "
                                               "the config, which is then verified like any change")
-        parser.add_argument("--backend", default="netns", choices=["netns", "simulator", "http"],
+        parser.add_argument("--backend", default=settings.AEGIS_TWIN_BACKEND, choices=BACKENDS,
                             help="netns: real FRR in namespaces (needs root); simulator: seeded model; "
-                                 "http: a remote twin agent (manage.py twin_agent)")
+                                 "http: a remote twin agent (manage.py twin_agent). Default AEGIS_TWIN_BACKEND")
         parser.add_argument("--agent", action="append", metavar="URL",
                             help="twin agent URL for --backend http (repeat to split the lab across agents; "
                                  "default AEGIS_TWIN_AGENTS)")
         parser.add_argument("--agent-token-file", metavar="FILE",
                             help="bearer token file for the agents (default AEGIS_AGENT_TOKEN_FILE)")
         parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
-        parser.add_argument("--out", help="folder for result.json (default: a new folder under runs/)")
-        parser.add_argument("--timeout", type=float, default=120.0, help="convergence bound in seconds")
+        parser.add_argument("--out", help="folder for the run's files (default: AEGIS_RUNS_DIR/<run id>)")
+        parser.add_argument("--timeout", type=float, default=None,
+                            help="convergence bound in seconds (default AEGIS_TWIN_CONVERGE_TIMEOUT_S)")
         parser.add_argument("--frameworks", help="comma-separated compliance frameworks for the crosswalk "
                                                  "(default: AEGIS_FRAMEWORKS)")
         parser.add_argument("--operator", help="who submits the change (default: the login name)")
@@ -71,98 +75,71 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         as_json: bool = opts["json"]
         try:
-            topology, change, out_dir = self._inputs(opts)
+            operator, submission = self._submission(opts)
         except InputError as exc:
             self._input_error(str(exc), as_json)
             return
-        run_id = run_id_new()
-        out_dir = out_dir or Path(settings.AEGIS_RUNS_DIR) / run_id
         printer = _ProgressPrinter(self.stderr if as_json else self.stdout, tty=self._isatty(as_json))
         _interrupt_on_signals()
         try:
-            if change is None:
-                result = _intent_run(opts, topology, run_id=run_id, progress=printer)
-            else:
-                result = run_preflight(opts["lab_dir"], change, backend=opts["twin_backend"], run_id=run_id,
-                                       progress=printer, converge_timeout=opts["timeout"], topology=topology,
-                                       default_criticality=settings.AEGIS_DEFAULT_CRITICALITY)
-        except (ChangeError, GuardRejection, TopologyError) as exc:
-            self._input_error(str(exc), as_json)
+            run = services.run_start(operator=operator, submission=submission, dispatch="inline", observer=printer)
+        except services.ChangeInvalid as exc:
+            self._input_error(_invalid_message(exc, opts), as_json)
             return
-        except InputError as exc:
+        except PermissionError as exc:
             self._input_error(str(exc), as_json)
             return
         except KeyboardInterrupt as exc:
-            # The pipeline's `finally` has torn the twin down by now; nothing is written or sealed.
+            # The pipeline's `finally` has torn the twin down by now; the run is failed, nothing is sealed.
             self.stderr.write(f"interrupted ({exc or 'SIGINT'}): the twin was torn down; nothing was sealed.")
             sys.exit(EXIT_INTERRUPTED)
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            result_path = out_dir / "result.json"
-            result_path.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
-        except OSError as exc:
-            self._input_error(f"cannot write the result into {out_dir}: {exc.strerror}; choose another --out",
-                              as_json)
-            return
-        extra = after_result_written(result, out_dir=out_dir, lab_dir=Path(opts["lab_dir"]),
-                                     change_path=Path(opts["change"]) if opts.get("change") else None,
-                                     seal=not opts["no_seal"], frameworks=self._frameworks(opts),
-                                     operator=opts.get("operator") or _login_name())
-        if as_json:
-            self.stdout.write(json.dumps({**result, "result_path": str(result_path), **extra}, sort_keys=False))
-        else:
-            self._summary(result, result_path)
-            self._seal_summary(extra)
-        if extra.get("seal_error"):
-            sys.exit(EXIT_NOT_SEALED)
-        sys.exit(EXIT_CODES[result["verdict"]])
+        self._report(run, opts, as_json)
 
     # -- input --------------------------------------------------------------------------
-    def _inputs(self, opts: dict[str, Any]) -> tuple[Any, dict[str, Any] | None, Path | None]:
-        lab_dir = Path(opts["lab_dir"])
-        if not lab_dir.exists():
-            raise InputError(f"lab folder {lab_dir} does not exist; give a folder such as labs/triangle")
-        try:
-            topology = load_lab(lab_dir)
-        except TopologyError as exc:
-            raise InputError(f"the lab cannot be loaded: {exc}") from None
+    def _submission(self, opts: dict[str, Any]) -> tuple[Any, services.Submission]:
+        """Check what only the command line can get wrong, and build the run's submission."""
+        lab_path = Path(opts["lab_dir"])
+        if not lab_path.exists():
+            raise InputError(f"lab folder {lab_path} does not exist; give a folder such as labs/triangle")
         out = Path(opts["out"]) if opts.get("out") else None
         if out is not None and out.exists() and not out.is_dir():
             raise InputError(f"--out {out} exists and is not a folder")
-        self._frameworks(opts)
-        opts["twin_backend"] = _twin_backend(opts)
-        if not opts["no_seal"]:
-            _database_ready_check()
-        if opts.get("intent") is not None:
-            if opts["backend"] == "netns" and os.geteuid() != 0:
-                raise InputError(NOT_ROOT)
-            return topology, None, out
-        change_path = Path(opts["change"])
-        if not change_path.is_file():
-            raise InputError(f"change file {change_path} does not exist")
-        if change_path.stat().st_size > MAX_CHANGE_FILE_BYTES:
-            raise InputError(f"change file {change_path} is larger than {MAX_CHANGE_FILE_BYTES // 1024} KiB")
-        try:
-            text = change_path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"change file {change_path} is not UTF-8 text") from None
-        try:
-            change = change_load(text, topology)
-        except ChangeError as exc:
-            raise InputError(f"{change_path}: {exc}") from None
+        change_text = _change_text(Path(opts["change"])) if opts.get("change") else ""
         if opts["backend"] == "netns" and os.geteuid() != 0:
             raise InputError(NOT_ROOT)
-        return topology, change, out
-
-    def _frameworks(self, opts: dict[str, Any]) -> list[str]:
-        if not opts.get("frameworks"):
-            return list(settings.AEGIS_FRAMEWORKS)
-        wanted = [f.strip() for f in opts["frameworks"].split(",") if f.strip()]
-        known = {f["id"] for f in framework_list()}
-        unknown = [f for f in wanted if f not in known]
-        if unknown:
-            raise InputError(f"unknown framework {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
-        return wanted
+        _database_ready_check()
+        try:
+            lab = services.lab_for_folder(lab_path)
+        except TopologyError as exc:
+            raise InputError(f"the lab cannot be loaded: {exc}") from None
+        try:
+            operator = services.cli_operator(opts.get("operator") or _login_name())
+        except PermissionError as exc:
+            raise InputError(str(exc)) from None
+        options: dict[str, Any] = {}
+        if opts.get("timeout") is not None:
+            options["converge_timeout"] = opts["timeout"]
+        if opts["backend"] == "http":
+            agents = opts.get("agent") or list(settings.AEGIS_TWIN_AGENTS)
+            if not agents:
+                raise InputError("--backend http needs an agent: --agent http://HOST:5757 (or set AEGIS_TWIN_AGENTS)")
+            options["agents"] = agents
+            if opts.get("agent_token_file"):
+                options["agent_token_file"] = opts["agent_token_file"]
+        intent = opts.get("intent") or ""
+        return operator, services.Submission(
+            lab=lab,
+            title=f"Intent: {intent}"[:200] if intent else "",
+            change_text=change_text,
+            intent=intent,
+            frameworks=[f.strip() for f in (opts.get("frameworks") or "").split(",") if f.strip()],
+            backend=opts["backend"],
+            source="llm" if intent else "file",
+            options=options,
+            folder=str(out.resolve()) if out is not None else "",
+            seal=not opts["no_seal"],
+            via="cli",
+        )
 
     def _input_error(self, message: str, as_json: bool) -> None:
         if as_json:
@@ -176,6 +153,25 @@ class Command(BaseCommand):
         return hasattr(stream, "isatty") and stream.isatty()
 
     # -- output -------------------------------------------------------------------------
+    def _report(self, run: PreflightRun, opts: dict[str, Any], as_json: bool) -> None:
+        """Print what the run left (its row, its files) and exit with the verdict's code."""
+        if run.status == PreflightRun.STATUS_FAILED:
+            failed = run.events.filter(step="run", status="failed").order_by("-seq").first()
+            if failed is not None and failed.data.get("input_error"):
+                self._input_error(run.error, as_json)
+            raise CommandError(f"run {run.run_id} failed: {run.error}")
+        result = run.result or {}
+        result_path = services.run_folder(run) / "result.json"
+        extra = _seal_state(run, sealing=not opts["no_seal"])
+        if as_json:
+            self.stdout.write(json.dumps({**result, "result_path": str(result_path), **extra}, sort_keys=False))
+        else:
+            self._summary(result, result_path)
+            self._seal_summary(extra)
+        if extra.get("seal_error"):
+            sys.exit(EXIT_NOT_SEALED)
+        sys.exit(EXIT_CODES[result["verdict"]])
+
     def _seal_summary(self, extra: dict[str, Any]) -> None:
         if extra.get("seal_error"):
             self.stderr.write(self.style.ERROR(f"evidence NOT sealed: {extra['seal_error']}"))
@@ -234,8 +230,41 @@ class Command(BaseCommand):
         self.stdout.write(f"result: {result_path}")
 
 
+
+
 NOT_ROOT = ("the netns backend needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN) to create "
             "namespaces; run as root on a twin worker, or use --backend simulator")
+
+
+def _change_text(path: Path) -> str:
+    if not path.is_file():
+        raise InputError(f"change file {path} does not exist")
+    if path.stat().st_size > MAX_CHANGE_FILE_BYTES:
+        raise InputError(f"change file {path} is larger than {MAX_CHANGE_FILE_BYTES // 1024} KiB")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"change file {path} is not UTF-8 text") from None
+
+
+def _invalid_message(exc: services.ChangeInvalid, opts: dict[str, Any]) -> str:
+    """The service's field errors as one line; a change-file error names the file."""
+    parts = []
+    for field, messages in exc.errors.items():
+        text = " ".join(messages)
+        parts.append(f"{opts['change']}: {text}" if field == "change" and opts.get("change") else text)
+    return "; ".join(parts)
+
+
+def _seal_state(run: PreflightRun, *, sealing: bool) -> dict[str, Any]:
+    """What the seal left, for the summary and --json: the Bundle row, or why there is none."""
+    if not sealing:
+        return {}
+    bundle = Bundle.objects.filter(run_id=run.run_id).first()
+    if bundle is None:
+        return {"seal_error": run.error.removeprefix("Sealing failed: ") or "the run was not sealed"}
+    return {"seal_digest": bundle.digest, "bundle_path": bundle.json_path, "pdf_path": bundle.pdf_path,
+            "ledger_index": bundle.ledger_index}
 
 
 def _interrupt_on_signals() -> None:
@@ -254,75 +283,18 @@ def _interrupt_on_signals() -> None:
 
 
 def _database_ready_check() -> None:
-    """Sealing appends to the ledger in the database: refuse before the run if it is not set up."""
-    from django.db import DatabaseError, connection
-
-
+    """Every run is a row and its seal a ledger entry: refuse before the run if the database is not set up."""
     try:
         tables = set(connection.introspection.table_names())
     except DatabaseError as exc:
         raise InputError(f"the database is not reachable ({exc}); check DATABASE_URL") from None
-    if not {LedgerEntry._meta.db_table, Bundle._meta.db_table} <= tables:
-        raise InputError("the database is not set up for sealing: run `./aegis setup` (or `manage.py migrate`), "
-                         "or pass --no-seal for result.json only")
+    if not {PreflightRun._meta.db_table, Bundle._meta.db_table} <= tables:
+        raise InputError("the database is not set up: run `./aegis setup` (or `manage.py migrate`)")
 
 
 def _login_name() -> str:
     # Under sudo the person is SUDO_USER, not root.
     return os.environ.get("SUDO_USER") or getpass.getuser()
-
-
-def _twin_backend(opts: dict[str, Any]) -> Any:
-    """The backend name, or for `http` the agent client(s) built from the options and settings."""
-    if opts["backend"] != "http":
-        return opts["backend"]
-    agents = opts.get("agent") or list(settings.AEGIS_TWIN_AGENTS)
-    if not agents:
-        raise InputError("--backend http needs an agent: --agent http://HOST:5757 (or set AEGIS_TWIN_AGENTS)")
-    try:
-        return get_backend("http", agents=agents, allow=list(settings.AEGIS_EGRESS_ALLOW),
-                           token_file=opts.get("agent_token_file") or settings.AEGIS_AGENT_TOKEN_FILE or None)
-    except TwinError as exc:
-        raise InputError(str(exc)) from None
-
-
-def _intent_run(opts: dict[str, Any], topology: Any, *, run_id: str, progress: Any) -> dict[str, Any]:
-    """Ask the site's LLM for a change and verify it like any other; input errors become InputError."""
-    from preflight.llm.config import LLMConfigError, llm_config_from_settings
-    from preflight.llm.intent import IntentRejected
-    from preflight.llm.run import preflight_intent
-
-    try:
-        return preflight_intent(opts["lab_dir"], opts["intent"], config=llm_config_from_settings(settings),
-                                topology=topology, progress=progress, run_id=run_id,
-                                backend=opts["twin_backend"], converge_timeout=opts["timeout"],
-                                default_criticality=settings.AEGIS_DEFAULT_CRITICALITY)
-    except IntentRejected as exc:
-        raise InputError(f"intent refused: {exc}") from None
-    except LLMConfigError as exc:
-        raise InputError(f"LLM not usable: {exc}") from None
-    except EgressRefused as exc:
-        raise InputError(str(exc)) from None
-
-
-def after_result_written(result: dict[str, Any], *, out_dir: Path, lab_dir: Path, change_path: Path | None,
-                         seal: bool = True, frameworks: list[str] | None = None,
-                         operator: str | None = None) -> dict[str, Any]:
-    """Seal the run beside result.json (bundle.json, report.pdf, ledger entry); return keys for --json.
-
-    The pipeline stays free of evidence/ imports; the command is the shell that joins them.
-    A sealing failure does not change the verdict: it is reported and the command exits 3.
-    """
-    if not seal:
-        return {}
-    change_text = change_path.read_text(encoding="utf-8") if change_path is not None else None
-    try:
-        outcome = run_seal(result, lab_dir=lab_dir, change_text=change_text, out_dir=out_dir,
-                           frameworks=frameworks, operator=operator)
-    except SealError as exc:
-        return {"seal_error": str(exc)}
-    return {"seal_digest": outcome.digest, "bundle_path": str(outcome.bundle_path),
-            "pdf_path": str(outcome.pdf_path), "ledger_index": outcome.ledger_index}
 
 
 class _ProgressPrinter:

@@ -75,14 +75,14 @@ def test_intent_without_an_llm_is_an_input_error_and_spawns_nothing(tmp_path, se
     rc, _, err = preflight(str(TRIANGLE), "--intent", "announce 203.0.113.0/24 from r3", "--backend", "simulator",
                            "--out", str(tmp_path / "run"))
     assert rc == 2
-    assert "no LLM is configured" in err and "nothing was spawned" in err
+    assert "No LLM is configured" in err and "nothing was spawned" in err
     assert not (tmp_path / "run" / "result.json").exists()
 
 
 def test_unknown_framework_is_an_input_error(tmp_path):
     rc, _, err = preflight(str(TRIANGLE), "--change", str(CHANGES / "ship_ready.yml"), "--backend", "simulator",
                            "--frameworks", "nist-800-53r5,sox", "--out", str(tmp_path / "run"))
-    assert rc == 2 and "unknown framework sox" in err
+    assert rc == 2 and "Unknown framework sox" in err
 
 
 def test_json_prints_one_object(tmp_path):

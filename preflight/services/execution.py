@@ -1,0 +1,323 @@
+"""Execution: one queued run goes through the pipeline, its result is recorded, written and sealed.
+
+Every run executes here, whoever started it and wherever it runs (a Celery worker, the web
+process's worker thread, or the CLI's own process): the same steps, events, files and seal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from aegis_base.core import policy
+from evidence.services import run_seal
+from perimeter.egress import EgressRefused
+from preflight.core.change import ChangeError
+from preflight.core.guards import GuardRejection
+from preflight.core.pipeline import run_preflight
+from preflight.llm.config import LLMConfigError, llm_config_from_settings
+from preflight.llm.intent import IntentRejected
+from preflight.llm.run import preflight_intent
+from preflight.models import ChangeRequest, PreflightRun
+from preflight.selectors import blast_radius
+from preflight.services.events import event_append, json_safe
+from preflight.services.labs import lab_dir, lab_topology
+from twin import get_backend
+from twin.base import TopologyError, TwinError
+
+log = logging.getLogger("aegis.web")
+
+# Sees each pipeline step as it happens, besides the run's events (the CLI prints them).
+Observer = Callable[[str, str, str, dict[str, Any]], None]
+
+# Run options (PreflightRun.options) that are keyword arguments of `run_preflight`, with their
+# type; a run's own value wins over the site default. Add a pipeline option here and in the
+# Submission that sets it.
+PIPELINE_OPTIONS: dict[str, type] = {"converge_timeout": float}
+
+
+class RunAborted(Exception):
+    """The run could not go on for a reason outside the change (e.g. the server restarted)."""
+
+
+def run_folder(run: PreflightRun) -> Path:
+    """The one folder of a run's files (result.json, bundle.json, report.pdf): its own, or AEGIS_RUNS_DIR/<id>."""
+    return Path(run.folder) if run.folder else Path(settings.AEGIS_RUNS_DIR) / run.run_id
+
+
+def run_execute(*, run_pk: int, observer: Observer | None = None) -> str:
+    """Execute one queued run: propose (intent), pipeline, record, write, seal, grant. Returns the status.
+
+    Safe to call twice (a redelivered task): a finished or failed run is left alone. Never raises
+    for a run that exists: every failure becomes status `failed` with a message and an event.
+    An interrupt (the CLI's Ctrl-C or SIGTERM) fails the run, then propagates: the pipeline's
+    own `finally` has torn the twin down by then.
+    """
+    with transaction.atomic():
+        run = (
+            PreflightRun.objects.select_for_update()
+            .select_related("change", "change__lab", "change__operator")
+            .get(pk=run_pk)
+        )
+        if run.done:
+            return run.status
+        restarted = run.status == PreflightRun.STATUS_RUNNING
+        run.status = PreflightRun.STATUS_RUNNING
+        run.started = timezone.now()
+        run.save(update_fields=["status", "started"])
+    if restarted:
+        event_append(
+            run=run,
+            step="run",
+            status="info",
+            message="The worker that had this run stopped; starting it again from the beginning.",
+        )
+    # Which worker ran it (host and process): the operator and the admin can find its log.
+    worker = {"host": socket.gethostname(), "pid": os.getpid()}
+    event_append(
+        run=run,
+        step="run",
+        status="started",
+        data=worker,
+        message=f"Worker {worker['host']}:{worker['pid']} picked up the run ({run.backend} twin).",
+    )
+    try:
+        result = _pipeline(run, observer)
+    except KeyboardInterrupt as exc:
+        _run_fail(run, RunAborted(f"Interrupted ({exc or 'SIGINT'}); the twin was torn down, nothing was sealed."))
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded as a failed run, shown to the operator
+        return _run_fail(run, exc)
+    _run_record(run, result)
+    _run_seal(run, result)
+    _run_complete(run)
+    return run.status
+
+
+def _progress_for(run: PreflightRun, observer: Observer | None):
+    def progress(step: str, status: str, message: str, data: dict[str, Any]) -> None:
+        event_append(run=run, step=step, status=status, message=message, data=data)
+        if observer is not None:
+            observer(step, status, message, data)
+
+    return progress
+
+
+def _pipeline(run: PreflightRun, observer: Observer | None = None) -> dict[str, Any]:
+    """Run the pipeline on the run's change with the site's defaults and the run's own options."""
+    change = run.change
+    topology = lab_topology(change.lab)
+    options: dict[str, Any] = {
+        "backend": twin_backend_for(run),
+        "run_id": run.run_id,
+        "progress": _progress_for(run, observer),
+        "converge_timeout": float(settings.AEGIS_TWIN_CONVERGE_TIMEOUT_S),
+        "default_criticality": settings.AEGIS_DEFAULT_CRITICALITY,
+    }
+    for name, kind in PIPELINE_OPTIONS.items():
+        if run.options.get(name) is not None:
+            options[name] = kind(run.options[name])
+    if change.intent:
+        # The LLM proposes; the same pipeline verifies. A botched proposal is a blocked result
+        # with the reason and the model's provenance, sealed like any other run.
+        result = preflight_intent(
+            lab_dir(change.lab),
+            change.intent,
+            config=llm_config_from_settings(settings),
+            topology=topology,
+            **options,
+        )
+        proposed = (result.get("change") or {}).get("devices") or {}
+        ChangeRequest.objects.filter(pk=change.pk).update(devices=proposed)
+        return result
+    # The change was parsed and prechecked when it was submitted; the pipeline takes the parts
+    # as they were stored (and checks its own input, as its contract says).
+    change_dict = {
+        "title": change.title,
+        "description": change.description,
+        "devices": change.devices,
+        "expect": change.expect or None,
+        "source": change.source,
+    }
+    return run_preflight(lab_dir(change.lab), change_dict, topology=topology, **options)
+
+
+def twin_backend_for(run: PreflightRun) -> Any:
+    """The backend a run names: the name itself, or for `http` the agent client(s) (run options, else site)."""
+    if run.backend != "http":
+        return run.backend
+    return get_backend(
+        "http",
+        agents=list(run.options.get("agents") or settings.AEGIS_TWIN_AGENTS),
+        allow=list(settings.AEGIS_EGRESS_ALLOW),
+        token_file=run.options.get("agent_token_file") or settings.AEGIS_AGENT_TOKEN_FILE or None,
+    )
+
+
+# Exceptions whose message is already a sentence for the operator (bad input, not a bug).
+INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    ChangeError, GuardRejection, TopologyError, TwinError, RunAborted, EgressRefused, LLMConfigError, IntentRejected
+)
+
+
+def _run_fail(run: PreflightRun, exc: BaseException) -> str:
+    input_error = isinstance(exc, INPUT_ERRORS)
+    if input_error:
+        message = str(exc)
+    else:
+        # An unexpected error: the operator gets a plain sentence, the log gets the traceback.
+        log.error("run %s failed:\n%s", run.run_id, "".join(traceback.format_exception(exc)))
+        message = (
+            f"The run stopped on an internal error ({type(exc).__name__}: {exc}). An admin can see the log."
+        )
+    PreflightRun.objects.filter(pk=run.pk).update(
+        status=PreflightRun.STATUS_FAILED, error=message, finished=timezone.now()
+    )
+    run.status = PreflightRun.STATUS_FAILED
+    run.error = message
+    event_append(
+        run=run, step="run", status="failed", message=message, data={"status": "failed", "input_error": input_error}
+    )
+    return run.status
+
+
+def _run_record(run: PreflightRun, result: dict[str, Any]) -> None:
+    """Store the result and verdict, and write result.json; the run stays `running` until sealed."""
+    risk = result.get("risk") or {}
+    with transaction.atomic():
+        PreflightRun.objects.filter(pk=run.pk).update(
+            verdict=result.get("verdict", ""),
+            risk_tier=risk.get("tier", ""),
+            risk_score=risk.get("score"),
+            result=json_safe(result),
+            blast=blast_radius(result),
+        )
+        run.verdict = result.get("verdict", "")
+        run.risk_tier = risk.get("tier", "")
+        if run.verdict == "needs_approval":
+            # Approvers see the runs that need them; nobody else gains anything.
+            approvers, _ = Group.objects.get_or_create(name=policy.APPROVER)
+            assign_perm("preflight.view_preflightrun", approvers, run)
+    try:
+        result_write(run_folder(run), result)
+    except OSError as exc:  # the row is the record; the file is a convenience beside the evidence
+        event_append(run=run, step="run", status="info",
+                     message=f"result.json not written into {run_folder(run)}: {exc.strerror or exc}")
+
+
+def result_write(folder: Path, result: dict[str, Any]) -> Path:
+    """Write the result document as folder/result.json, whole or not at all. The one writer of it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "result.json"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".result.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _run_complete(run: PreflightRun) -> None:
+    """Mark the run finished; its last event tells watching pages to show the full result."""
+    PreflightRun.objects.filter(pk=run.pk).update(
+        status=PreflightRun.STATUS_FINISHED, finished=timezone.now()
+    )
+    run.status = PreflightRun.STATUS_FINISHED
+    event_append(
+        run=run,
+        step="run",
+        status="ok" if run.verdict != "blocked" else "info",
+        message=f"Finished. Verdict: {run.verdict.replace('_', ' ')}.",
+        data={"status": "finished", "verdict": run.verdict, "risk": run.risk_tier or None},
+    )
+
+
+def _run_seal(run: PreflightRun, result: dict[str, Any]) -> None:
+    """Seal the evidence bundle and the examiner PDF into the run's folder (unless the run says not to)."""
+    if run.options.get("seal") is False:
+        event_append(run=run, step="seal", status="info", message="Not sealed: the run asked for a result only.")
+        return
+    event_append(run=run, step="seal", status="started", message="Sealing the evidence bundle.")
+    change = run.change
+    started = time.monotonic()
+    try:
+        outcome = run_seal(
+            result,
+            lab_dir=lab_dir(change.lab),
+            change_text=change.change_text or None,
+            out_dir=run_folder(run),
+            # None: the site's AEGIS_FRAMEWORKS, as for a change that chose none.
+            frameworks=list(change.frameworks) or None,
+            operator=change.operator.get_username(),
+        )
+    except Exception as exc:  # noqa: BLE001 - the verdict stands; the missing seal is said plainly
+        log.error("sealing run %s failed:\n%s", run.run_id, "".join(traceback.format_exception(exc)))
+        PreflightRun.objects.filter(pk=run.pk).update(error=f"Sealing failed: {exc}")
+        run.error = f"Sealing failed: {exc}"
+        event_append(run=run, step="seal", status="failed", message=f"Sealing failed: {exc}")
+        return
+    PreflightRun.objects.filter(pk=run.pk).update(
+        bundle_digest=str(outcome.digest),
+        bundle_path=str(outcome.bundle_path or ""),
+        pdf_path=str(outcome.pdf_path or ""),
+    )
+    run.bundle_digest = str(outcome.digest)
+    event_append(
+        run=run,
+        step="seal",
+        status="ok",
+        message=f"Sealed {outcome.digest} in {time.monotonic() - started:.1f} s.",
+        data={"digest": str(outcome.digest), "bundle_id": str(outcome.bundle_id),
+              "ledger_index": outcome.ledger_index},
+    )
+
+
+def runs_recover() -> int:
+    """Fail runs left queued/running by an in-process worker that is gone (server restart).
+
+    Only for thread dispatch, at server start: a Celery broker redelivers its own tasks.
+    """
+    stale = list(
+        PreflightRun.objects.filter(status__in=[PreflightRun.STATUS_QUEUED, PreflightRun.STATUS_RUNNING])
+    )
+    stale = [run for run in stale if not _worker_alive(run)]
+    for run in stale:
+        # The step it died in tells the operator (and the chaos test) where it stopped.
+        step = run.events.exclude(step="run").order_by("-seq").values_list("step", flat=True).first()
+        where = f"running (at step {step})" if step else "waiting"
+        _run_fail(run, RunAborted(f"The server restarted while this run was {where}; submit it again."))
+    return len(stale)
+
+
+def _worker_alive(run: PreflightRun) -> bool:
+    """A run executing in another live process of this host (a CLI run) is not stale."""
+    started = run.events.filter(step="run", status="started").order_by("-seq").first()
+    data = started.data if started is not None else {}
+    pid = data.get("pid")
+    if data.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    return True
