@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ import regex
 import rfc8785
 from jsonschema import Draft7Validator, ValidationError
 
+from aegis_base.core.files import sha256_digest
 from compliance.catalogues import catalogues_load
 from compliance.crosswalk import (
     NOT_APPLICABLE,
@@ -103,7 +103,7 @@ def bundle_view(bundle: Any) -> dict[str, Any]:
         raise OscalError(f"expected a JSON object (bundle.json or result.json), got {type(bundle).__name__}")
     fmt = bundle.get("format")
     if fmt == RESULT_FORMAT:
-        digest = "sha256:" + hashlib.sha256(rfc8785.dumps(bundle)).hexdigest()
+        digest = sha256_digest(rfc8785.dumps(bundle))
         return {
             "sealed": False,
             "digest": digest,
@@ -126,7 +126,7 @@ def bundle_view(bundle: Any) -> dict[str, Any]:
     if not isinstance(digest, str) or not digest.startswith("sha256:") or len(digest) != 71:
         raise OscalError(f"bundle.digest: expected 'sha256:<64 hex>', got {digest!r}")
     payload = _b64decode(envelope["payload"])
-    actual = "sha256:" + hashlib.sha256(payload).hexdigest()
+    actual = sha256_digest(payload)
     if actual != digest:
         raise OscalError(
             f"bundle.digest {digest} does not match the payload ({actual}): the bundle was altered; "

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.db import connection, transaction
 
+from aegis_base.core.files import atomic_write
 from compliance.crosswalk import controls_for
 from compliance.oscal import assessment_results
 from evidence.core import merkle
@@ -314,19 +315,6 @@ def _software_versions(result: dict[str, Any]) -> dict[str, Any]:
     return versions
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def export_write(
     out_dir: Path, bundle_bytes: bytes, pdf_bytes: bytes | None, keys: Iterable[Ed25519PublicKey]
 ) -> None:
@@ -334,9 +322,9 @@ def export_write(
     from evidence.core.keys import keyid_of, public_key_pem
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_dir / "bundle.json", bundle_bytes)
+    atomic_write(out_dir / "bundle.json", bundle_bytes)
     if pdf_bytes is not None:
-        _write_atomic(out_dir / "report.pdf", pdf_bytes)
+        atomic_write(out_dir / "report.pdf", pdf_bytes)
     shutil.copyfile(VERIFIER_SOURCE, out_dir / "verify_standalone.py")
     key_dir = out_dir / "site-keys"
     key_dir.mkdir(exist_ok=True)
@@ -495,7 +483,7 @@ def bundle_pdf_refresh(bundle_row: Bundle) -> Path | None:
     path = Path(bundle_row.pdf_path) if bundle_row.pdf_path else None
     if path is None or not path.parent.is_dir():
         return None
-    _write_atomic(path, bundle_report_render(bundle_row))
+    atomic_write(path, bundle_report_render(bundle_row))
     return path
 
 
@@ -627,7 +615,7 @@ def ledger_witness(key: SigningKey, name: str, state_path: Path) -> Cosignature:
         witnessed_at=now,
     )
     state_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(
+    atomic_write(
         state_path,
         json.dumps(
             {"origin": settings.AEGIS_LEDGER_ORIGIN, "size": head.size, "root": head.root_hash.hex()}

@@ -8,11 +8,11 @@ is only a notification.
 
 from __future__ import annotations
 
-import secrets
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from preflight.core.pipeline import run_id_new
 
 
 class Lab(models.Model):
@@ -62,11 +62,6 @@ class ChangeRequest(models.Model):
         return f"{self.title} ({self.lab.name})"
 
 
-def new_run_id() -> str:
-    """Run ids read as a time and are unguessable enough: 20261125-193000-ab12cd."""
-    return timezone.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-
-
 class PreflightRun(models.Model):
     STATUS_QUEUED = "queued"
     STATUS_RUNNING = "running"
@@ -75,7 +70,7 @@ class PreflightRun(models.Model):
     STATUS_CHOICES = [(s, s) for s in (STATUS_QUEUED, STATUS_RUNNING, STATUS_FINISHED, STATUS_FAILED)]
     VERDICT_CHOICES = [(v, v) for v in ("blocked", "needs_approval", "ship_ready")]
 
-    run_id = models.CharField(max_length=40, unique=True, default=new_run_id)
+    run_id = models.CharField(max_length=40, unique=True, default=run_id_new)
     change = models.ForeignKey(ChangeRequest, on_delete=models.PROTECT, related_name="runs")
     backend = models.CharField(max_length=20)
     # The run's own options over the site defaults: pipeline keyword arguments

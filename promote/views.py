@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from aegis_base.core import policy
@@ -97,6 +98,16 @@ def decide(request: HttpRequest, run_id: str) -> HttpResponse:
 # ---- promotion (issue 7) ---------------------------------------------------------------------
 
 
+def _next_or(request: HttpRequest, default: str) -> str:
+    """Where a form came from (POST `next`), only if it is a page of this site; else `default`."""
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
 def _json_download(doc: dict, filename: str) -> HttpResponse:
     body = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
     response = HttpResponse(body, content_type="application/json")
@@ -115,7 +126,7 @@ def promotion_start(request: HttpRequest, bundle_id: str) -> HttpResponse:
         services.inventory_covers(bundle, devices)
     except services.PromotionInputError as exc:
         messages.error(request, f"Promotion not started: {exc}")
-        return redirect(request.POST.get("next") or "promote:queue")
+        return redirect(_next_or(request, "promote:queue"))
     row = services.promotion_attempt(
         actor=request.user,
         bundle=bundle,

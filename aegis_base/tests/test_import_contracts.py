@@ -74,3 +74,40 @@ def test_no_import_inside_a_function_crosses_packages():
                 continue
             crossings += _function_level_crossings(path)
     assert crossings == [], "cross-package imports belong at module top:\n" + "\n".join(crossings)
+
+
+def layer_edges() -> list[str]:
+    """The package-to-package imports of the production code, as the diagram in docs/architecture.md
+    draws them (`a --> b`: some module of `a` imports one of `b`; tests left out). Which packages
+    depend on which changes rarely, and only deliberately; how many modules do changes every day."""
+    import grimp
+
+    sys.path.insert(0, str(REPO))
+    try:
+        graph = grimp.build_graph(*PACKAGES, cache_dir=None)
+    finally:
+        sys.path.remove(str(REPO))
+    pairs: dict[tuple[str, str], set[str]] = {}
+    for module in graph.modules:
+        if ".tests" in module:
+            continue
+        for imported in graph.find_modules_directly_imported_by(module):
+            a, b = module.split(".")[0], imported.split(".")[0]
+            if a != b and b in PACKAGES and ".tests" not in imported:
+                pairs.setdefault((a, b), set()).add(module)
+    order = sorted(pairs, key=lambda ab: (PACKAGES.index(ab[0]), PACKAGES.index(ab[1])))
+    return [f"    {a} --> {b}" for a, b in order]
+
+
+def test_the_architecture_diagram_is_the_code():
+    # given docs/architecture.md, when the import graph is drawn again from the code, then they agree
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    drawn = doc.split("```mermaid\ngraph TD\n", 1)[1].split("```", 1)[0].strip("\n").splitlines()
+    assert drawn == layer_edges(), (
+        "docs/architecture.md is out of date; replace its mermaid edges with the output of "
+        "`.venv/bin/python aegis_base/tests/test_import_contracts.py`"
+    )
+
+
+if __name__ == "__main__":
+    print("\n".join(layer_edges()))

@@ -7,6 +7,8 @@ from typing import Any
 
 import rfc8785
 
+from aegis_base.core.files import sha256_digest
+
 
 class CanonicalError(ValueError):
     """A value that has no canonical JSON form (NaN, infinity, a non-JSON type)."""
@@ -25,6 +27,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def digest_str(data: bytes) -> str:
-    """`sha256:<hex>`, the form digests take in result documents and bundles."""
-    return "sha256:" + sha256_hex(data)
+# `sha256:<hex>`, the form digests take in result documents and bundles: the one helper,
+# aegis_base.core.files.sha256_digest, under the name the evidence code has always used.
+digest_str = sha256_digest

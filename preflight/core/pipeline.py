@@ -12,7 +12,6 @@ Plain Python, no Django: the CLI, the Celery task and the stress test all call t
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import platform
@@ -23,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from aegis_base.core.files import sha256_digest
 from perimeter.egress import egress_record
 from preflight.core.change import ChangeError, change_from_parts
 from preflight.core.dataplane import dataplane_diff, witness_judge, witness_plan
@@ -56,12 +56,11 @@ class _StepFailed(Exception):
 
 
 def run_id_new() -> str:
+    """The one maker of run ids (CLI, web, API, LLM): a UTC time and 6 random hex digits, 20261125-193000-ab12cd."""
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def sha256_text(text: str | bytes) -> str:
-    data = text.encode() if isinstance(text, str) else text
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+sha256_text = sha256_digest  # the one `sha256:<hex>` helper (aegis_base.core.files)
 
 
 def digest_json(obj: Any) -> str:

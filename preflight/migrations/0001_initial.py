@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import preflight.models
+import preflight.core.pipeline
 from django.conf import settings
 from django.db import migrations, models
 
@@ -126,7 +126,7 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
-                ("run_id", models.CharField(default=preflight.models.new_run_id, max_length=40, unique=True)),
+                ("run_id", models.CharField(default=preflight.core.pipeline.run_id_new, max_length=40, unique=True)),
                 ("backend", models.CharField(max_length=20)),
                 (
                     "status",

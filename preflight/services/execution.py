@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from aegis_base.core import policy
+from aegis_base.core.files import atomic_write
 from evidence.services import run_seal
 from perimeter.egress import EgressRefused
 from preflight.core.change import ChangeError
@@ -222,17 +222,7 @@ def _run_record(run: PreflightRun, result: dict[str, Any]) -> None:
 def result_write(folder: Path, result: dict[str, Any]) -> Path:
     """Write the result document as folder/result.json, whole or not at all. The one writer of it."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "result.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".result.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(folder / "result.json", json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def _run_complete(run: PreflightRun) -> None:

@@ -11,6 +11,7 @@ import yaml
 from django.conf import settings
 from django.utils.text import slugify
 
+from aegis_base.core.files import sha256_digest
 from preflight.models import Lab
 from twin.base import Topology, TopologyError
 from twin.topology import load_lab
@@ -83,7 +84,7 @@ def _lab_fields(folder: Path, topology: Topology) -> dict[str, Any]:
         rel = str(folder.resolve())
     return {
         "folder": rel,
-        "digest": "sha256:" + hashlib.sha256(clab.read_bytes()).hexdigest(),
+        "digest": sha256_digest(clab.read_bytes()),
         "routers": topology.routers(),
         "criticality": {
             n: node.labels.get("aegis.criticality", "") for n, node in topology.nodes.items() if node.role == "frr"

@@ -29,3 +29,29 @@ class ApprovalSerializer(serializers.Serializer):
         if not SignedApproval.objects.filter(approval_id=approval.pk).exists():
             return None
         return reverse("api:approval_json", args=[approval.pk])
+
+
+class PromoteSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["dry_run", "live"], default="dry_run")
+
+
+class PromotionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    outcome = serializers.CharField()
+    mode = serializers.CharField()
+    passed = serializers.SerializerMethodField()
+    reasons = serializers.SerializerMethodField()
+    record_digest = serializers.CharField()
+    ledger_index = serializers.IntegerField(allow_null=True)
+    record = serializers.JSONField()
+    verification = serializers.JSONField(allow_null=True)
+    record_url = serializers.SerializerMethodField()
+
+    def get_passed(self, row) -> bool:
+        return row.outcome in ("dry_run", "applied")
+
+    def get_reasons(self, row) -> list[str]:
+        return list(row.record.get("reasons") or [])
+
+    def get_record_url(self, row) -> str:
+        return reverse("api:promotion_json", args=[row.pk])

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 
 from django.http import HttpResponse
-from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,33 +23,12 @@ from aegis_base.selectors import actor_of
 from preflight import selectors as preflight_selectors
 from preflight.api.serializers import RunSerializer
 from promote import selectors, services
-from promote.api.serializers import ApprovalSerializer, DecisionSerializer
-
-
-class PromoteSerializer(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=["dry_run", "live"], default="dry_run")
-
-
-class PromotionSerializer(serializers.Serializer):
-    id = serializers.IntegerField(source="pk")
-    outcome = serializers.CharField()
-    mode = serializers.CharField()
-    passed = serializers.SerializerMethodField()
-    reasons = serializers.SerializerMethodField()
-    record_digest = serializers.CharField()
-    ledger_index = serializers.IntegerField(allow_null=True)
-    record = serializers.JSONField()
-    verification = serializers.JSONField(allow_null=True)
-    record_url = serializers.SerializerMethodField()
-
-    def get_passed(self, row) -> bool:
-        return row.outcome in ("dry_run", "applied")
-
-    def get_reasons(self, row) -> list[str]:
-        return list(row.record.get("reasons") or [])
-
-    def get_record_url(self, row) -> str:
-        return reverse("api:promotion_json", args=[row.pk])
+from promote.api.serializers import (
+    ApprovalSerializer,
+    DecisionSerializer,
+    PromoteSerializer,
+    PromotionSerializer,
+)
 
 
 def _json_download(doc: dict, filename: str) -> HttpResponse:

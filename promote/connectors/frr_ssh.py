@@ -27,6 +27,7 @@ import shlex
 import uuid
 from typing import Any
 
+from aegis_base.core.files import sha256_digest
 from perimeter.egress import EgressRefused, egress_check
 from promote.connectors.base import ApplyResult, ConnectorError, DeviceSpec, DryRunResult, NetmikoSession
 
@@ -288,7 +289,7 @@ class FrrSshConnector(NetmikoSession):
             self._remove(path)
 
     def dry_run(self, candidate: str) -> DryRunResult:
-        digest = "sha256:" + hashlib.sha256(candidate.encode()).hexdigest()
+        digest = sha256_digest(candidate)
         path = self._upload(candidate)
         try:
             ok, errors, syntax_out = self._syntax(path)

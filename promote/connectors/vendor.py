@@ -24,12 +24,12 @@ How each platform shows a candidate's delta without applying it:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from aegis_base.core.files import sha256_digest
 from perimeter.egress import EgressRefused, egress_check
 from promote.connectors.base import ConnectorError, DeviceSpec, DryRunResult, NetmikoSession, NotSupportedHere
 
@@ -179,7 +179,7 @@ class VendorDryRunConnector(NetmikoSession):
         )
 
     def dry_run(self, candidate: str) -> DryRunResult:
-        digest = "sha256:" + hashlib.sha256(candidate.encode()).hexdigest()
+        digest = sha256_digest(candidate)
         if self.platform == "arista_eos":
             steps = eos_dry_run_steps(candidate, f"aegis-{uuid.uuid4().hex[:8]}")
         elif self.platform == "juniper_junos":

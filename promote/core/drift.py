@@ -27,9 +27,10 @@ and access lists).
 from __future__ import annotations
 
 import difflib
-import hashlib
 import re
 from dataclasses import dataclass, field
+
+from aegis_base.core.files import sha256_digest
 
 # Lines dropped by the normaliser; the module docstring says why for each one.
 IGNORED_LINES = (
@@ -56,7 +57,7 @@ def config_normalize(text: str) -> str:
 
 def config_digest(text: str) -> str:
     """`sha256:<hex>` of the normalised config: what a baseline records and drift compares."""
-    return "sha256:" + hashlib.sha256(config_normalize(text).encode()).hexdigest()
+    return sha256_digest(config_normalize(text))
 
 
 @dataclass

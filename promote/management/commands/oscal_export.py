@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from aegis_base.core.files import atomic_write
 from compliance.catalogues import UnknownFramework
 from compliance.crosswalk import CrosswalkError, controls_for
 from compliance.oscal import OSCAL_VERSION, OscalError, assessment_results, bundle_view, oscal_check
@@ -121,14 +120,9 @@ class Command(BaseCommand):
 
 
 def _write_atomic(out: Path, text: str) -> None:
-    # Write beside the target and rename, so a failure never leaves half a file behind.
     if out.parent and not out.parent.exists():
         raise CommandError(f"{out.parent}: no such folder")
-    fd, tmp = tempfile.mkstemp(dir=out.parent or ".", prefix=f".{out.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
+        atomic_write(out, text)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise CommandError(f"{out}: cannot write: {exc.strerror}") from exc

@@ -267,3 +267,24 @@ def test_the_button_shows_for_a_real_approved_bundle_to_who_may_promote(
     web.force_login(operator)
     page = web.get(f"/preflight/runs/{pending.run_id}/").content.decode()
     assert 'id="promote-dry-run"' not in page and 'id="promote-waiting"' in page
+
+
+@pytest.mark.parametrize(
+    "next_url, lands_on",
+    [
+        ("https://evil.example/phish", "/promote/queue/"),  # another site: never followed
+        ("//evil.example/phish", "/promote/queue/"),
+        ("/evidence/bundles/", "/evidence/bundles/"),  # a page of this site: back where the form was
+    ],
+)
+def test_the_button_returns_only_to_a_page_of_this_site(approved, approver, settings, next_url, lands_on):
+    from django.test import Client
+
+    # given a promotion that cannot start (no inventory), posted with a `next` address
+    settings.AEGIS_DEVICE_INVENTORY = ""
+    _, _, bundle = approved
+    web = Client()
+    web.force_login(approver)
+    response = web.post(f"/promote/bundles/{bundle.pk}/promote", {"next": next_url})
+    # then the redirect goes back only inside AEGIS
+    assert response.status_code == 302 and response["Location"] == lands_on
