@@ -40,7 +40,7 @@ class Lab(models.Model):
 class ChangeRequest(models.Model):
     """What an operator asked for: config per device (or an intent), expected effects, frameworks."""
 
-    SOURCE_CHOICES = [("form", "form"), ("api", "api"), ("llm", "llm"), ("file", "file")]
+    SOURCE_CHOICES = [("form", "form"), ("api", "api"), ("llm", "llm"), ("file", "file"), ("agent", "agent")]
 
     operator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="changes")
     lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="changes")
@@ -53,6 +53,9 @@ class ChangeRequest(models.Model):
     source = models.CharField(max_length=10, choices=SOURCE_CHOICES, default="form")
     # The change file as submitted (CLI `--change`), parsed once at submission and sealed with the run.
     change_text = models.TextField(blank=True)
+    # Desired state as input (preflight.core.desired): the files' digests, frr-reload's delta per
+    # router and where they came from (`git A..B`); {} for a change given as lines. Sealed as `change.desired`.
+    desired = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:

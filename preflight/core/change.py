@@ -23,7 +23,7 @@ MAX_LINE_CHARS = 512
 MAX_TITLE_CHARS = 200
 MAX_DESCRIPTION_CHARS = 10_000
 
-SOURCES = ("file", "form", "api", "llm")
+SOURCES = ("file", "form", "api", "llm", "agent")  # agent: the MCP server
 TOP_KEYS = ("title", "description", "devices", "expect")
 PREFIX_KEYS = ("prefixes_added", "prefixes_removed", "prefixes_changed")
 SESSION_KEYS = ("sessions_removed", "sessions_added")

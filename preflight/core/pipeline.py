@@ -217,9 +217,12 @@ def run_preflight(
     expect_in = change.get("expect")
     if isinstance(expect_in, dict) and "declared" in expect_in:
         expect_in = None if not expect_in["declared"] else {k: v for k, v in expect_in.items() if k != "declared"}
+    given = change
     change = change_from_parts(title=change.get("title"), description=change.get("description"),
                                devices=change.get("devices"), expect=expect_in,
                                source=change.get("source", "api"), topology=topology)
+    if isinstance(given.get("desired"), dict):  # desired state as input: recorded, sealed; devices is the delta
+        change["desired"] = given["desired"]
     if default_criticality not in ("low", "medium", "high"):
         raise ChangeError(f"default criticality must be low, medium or high, not {default_criticality!r}")
     run = _Run(progress)

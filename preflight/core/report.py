@@ -121,7 +121,7 @@ def markdown_summary(result: dict[str, Any], *, seal: dict[str, Any] | None = No
     out += ["", "### Reasons", ""]
     out += [f"- `{r['code']}` {_md(r['message'])}" for r in result.get("reasons") or []]
     diff = result.get("diff") or {}
-    effects = [("declared", e) for e in diff.get("intended") or []] + \
+    effects = [("intended", e) for e in diff.get("intended") or []] + \
               [("undeclared", e) for e in diff.get("undeclared") or []]
     out += ["", "### Effects", ""]
     if effects:

@@ -153,6 +153,8 @@ def _pipeline(run: PreflightRun, observer: Observer | None = None) -> dict[str, 
         "expect": change.expect or None,
         "source": change.source,
     }
+    if change.desired:
+        change_dict["desired"] = change.desired  # sealed with the result: what the delta was computed from
     return run_preflight(lab_dir(change.lab), change_dict, topology=topology, **options)
 
 

@@ -23,6 +23,7 @@ from aegis_base.selectors import actor_of
 from aegis_base.services import audit_record
 from compliance.selectors import framework_choices
 from preflight.core.change import ChangeError, change_from_parts, change_load
+from preflight.core.desired import change_from_desired
 from preflight.core.guards import GuardRejection, precheck
 from preflight.llm.config import LLMConfigError, llm_config_from_settings
 from preflight.llm.intent import IntentRejected, intent_check
@@ -32,7 +33,7 @@ from preflight.services.events import event_append
 from preflight.services.execution import Observer, run_execute
 from preflight.services.labs import lab_topology
 from twin import BACKENDS
-from twin.base import TopologyError
+from twin.base import TopologyError, TwinError
 
 
 class ChangeInvalid(Exception):
@@ -106,6 +107,38 @@ def change_validate(
     return change
 
 
+def change_validate_desired(
+    *,
+    lab: Lab,
+    title: str,
+    description: str,
+    desired: dict[str, str],
+    expect: dict[str, Any] | None,
+    source: str,
+    origin: str = "",
+) -> dict[str, Any]:
+    """The change that moves the lab from its baseline to `desired` (full config per router), by
+    frr-reload's delta, checked by the guards before and after; raise ChangeInvalid. Changes nothing.
+
+    Field `desired:<node>` (or `__all__`) carries the message; the change dict has `desired` (digests,
+    delta, origin) besides the usual parts.
+    """
+    try:
+        topology = lab_topology(lab)
+    except (TopologyError, OSError) as exc:
+        raise ChangeInvalid({"lab": [f"Lab {lab.name} cannot be loaded: {exc}"]}) from None
+    try:
+        return change_from_desired(topology, desired, title=title.strip() or None, description=description,
+                                   expect=expect, source=source, origin=origin)
+    except GuardRejection as exc:
+        field = f"desired:{exc.device}" if exc.device in desired else "__all__"
+        raise ChangeInvalid({field: [str(exc)]}) from None
+    except ChangeError as exc:
+        raise ChangeInvalid({_error_field(str(exc), {}): [str(exc)]}) from None
+    except TwinError as exc:  # frr-reload or vtysh missing on this host
+        raise ChangeInvalid({"__all__": [f"the delta cannot be computed here: {exc}"]}) from None
+
+
 def change_validate_text(*, lab: Lab, text: str) -> dict[str, Any]:
     """Parse and validate a change file (YAML: title, devices, expect) as the pipeline will; raise ChangeInvalid.
 
@@ -137,6 +170,8 @@ class Submission:
     description: str = ""
     devices: dict[str, str] | None = None
     change_text: str = ""  # a change file (YAML), parsed here once; sealed with the run
+    desired: dict[str, str] | None = None  # full intended config per router: the delta is what runs
+    desired_origin: str = ""  # where the desired configs came from, e.g. "git A..B (…)"
     intent: str = ""
     expect: dict[str, Any] | None = None
     frameworks: list[str] | None = None
@@ -176,7 +211,8 @@ def run_start(
         errors["frameworks"] = [f"Unknown framework {', '.join(unknown)}; choose from {', '.join(sorted(known))}."]
     devices = {k: v for k, v in (sub.devices or {}).items() if v and v.strip()}
     intent = (sub.intent or "").strip()
-    given = [what for what, there in (("devices", devices), ("change file", sub.change_text), ("intent", intent))
+    given = [what for what, there in (("devices", devices), ("change file", sub.change_text), ("intent", intent),
+                                      ("desired configs", sub.desired))
              if there]
     if len(given) > 1:
         errors["__all__"] = [f"Give either config per device, a change file or an intent, not {' and '.join(given)}."]
@@ -195,6 +231,11 @@ def run_start(
         }
         if not sub.title.strip():
             raise ChangeInvalid({"title": ["Give the change a one-line title."]})
+    elif sub.desired:
+        source = sub.source
+        change_dict = change_validate_desired(lab=sub.lab, title=sub.title, description=sub.description,
+                                              desired=sub.desired, expect=sub.expect, source=source,
+                                              origin=sub.desired_origin)
     elif sub.change_text:
         change_dict = change_validate_text(lab=sub.lab, text=sub.change_text)
         source = change_dict.get("source") or "file"
@@ -220,6 +261,7 @@ def run_start(
             frameworks=frameworks,
             source=source,
             change_text=sub.change_text,
+            desired=change_dict.get("desired") or {},
         )
         options = {**sub.options, **({} if sub.seal else {"seal": False})}
         run = PreflightRun.objects.create(change=change, backend=backend, options=options, folder=sub.folder)

@@ -1,4 +1,8 @@
-"""`manage.py preflight LAB_DIR --change FILE | --intent TEXT`: verify one change on a twin and decide.
+"""`manage.py preflight LAB_DIR --change FILE | --intent TEXT | --desired DIR | --git A..B`: verify one change.
+
+`--desired DIR` (NODE/frr.conf or NODE.conf per changed router) and `--git A..B` (the lab at A as
+baseline, its router configs at B as the desired state) verify frr-reload's delta from the lab's
+baseline, printed before the run (docs/ci.md). `--junit FILE` / `--markdown FILE` write the CI views.
 
 The run goes the one way every run goes (`preflight.services.run_start`, executed inline in
 this process): a `PreflightRun` row with its events and audit entry, result.json, and the seal
@@ -17,6 +21,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -29,9 +34,14 @@ from django.db import DatabaseError, connection
 
 from evidence.models import Bundle
 from preflight import services
+from preflight.core.change import ChangeError
+from preflight.core.desired import change_from_desired, delta_text, desired_read
+from preflight.core.gitrange import git_desired
+from preflight.core.guards import GuardRejection
+from preflight.core.report import input_error_reports, junit_xml, markdown_summary
 from preflight.models import PreflightRun
 from twin import BACKENDS
-from twin.base import TopologyError
+from twin.base import TopologyError, TwinError
 
 EXIT_CODES = {"ship_ready": 0, "needs_approval": 10, "blocked": 20}
 EXIT_INPUT_ERROR = 2
@@ -54,6 +64,16 @@ class Command(BaseCommand):
         source.add_argument("--change", help="change file (YAML): title, devices, expect")
         source.add_argument("--intent", help="what the change should do, in words: the site's LLM proposes "
                                               "the config, which is then verified like any change")
+        source.add_argument("--desired", metavar="DIR",
+                            help="the intended full config per changed router (DIR/NODE/frr.conf or DIR/NODE.conf): "
+                                 "frr-reload's delta from the lab's baseline is what is verified")
+        source.add_argument("--git", metavar="REV_A..REV_B",
+                            help="LAB is a lab folder in a git work tree: the lab at REV_A is the baseline, the router "
+                                 "configs at REV_B the desired state (a wiring change is refused)")
+        parser.add_argument("--title", help="title of a --desired / --git change (default: names the routers)")
+        parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report (one test case per check)")
+        parser.add_argument("--markdown", metavar="FILE", help="write a Markdown summary for a merge request")
+        parser.add_argument("--bundle-url", metavar="URL", help="link to the sealed bundle in the Markdown summary")
         parser.add_argument("--backend", default=settings.AEGIS_TWIN_BACKEND, choices=BACKENDS,
                             help="netns: real FRR in namespaces (needs root); simulator: seeded model; "
                                  "http: a remote twin agent (manage.py twin_agent). Default AEGIS_TWIN_BACKEND")
@@ -74,6 +94,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         as_json: bool = opts["json"]
+        self._opts = opts
         try:
             operator, submission = self._submission(opts)
         except InputError as exc:
@@ -127,9 +148,14 @@ class Command(BaseCommand):
             if opts.get("agent_token_file"):
                 options["agent_token_file"] = opts["agent_token_file"]
         intent = opts.get("intent") or ""
+        desired, origin = None, ""
+        if opts.get("desired") or opts.get("git"):
+            lab, desired, origin = self._desired(opts, lab_path, lab)
         return operator, services.Submission(
             lab=lab,
-            title=f"Intent: {intent}"[:200] if intent else "",
+            title=f"Intent: {intent}"[:200] if intent else (opts.get("title") or ""),
+            desired=desired,
+            desired_origin=origin,
             change_text=change_text,
             intent=intent,
             frameworks=[f.strip() for f in (opts.get("frameworks") or "").split(",") if f.strip()],
@@ -141,7 +167,37 @@ class Command(BaseCommand):
             via="cli",
         )
 
+    def _desired(self, opts: dict[str, Any], lab_path: Path, lab: Any) -> tuple[Any, dict[str, str], str]:
+        """The lab row (for --git: the lab as committed at A), the desired configs, their origin; prints the delta."""
+        try:
+            if opts.get("git"):
+                gd = git_desired(lab_path, opts["git"])
+                try:
+                    # The baseline at A is kept beside the runs (one folder per commit and lab), so the
+                    # run's Lab row points at files that stay.
+                    keep = Path(settings.AEGIS_RUNS_DIR) / "git-baselines" / f"{gd.rev_a[:12]}-{lab_path.resolve().name}"
+                    if not keep.exists():
+                        keep.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copytree(gd.baseline_dir, keep)
+                    desired, origin = gd.desired, gd.origin
+                finally:
+                    gd.scratch.cleanup()
+                lab = services.lab_for_folder(keep)
+            else:
+                desired, origin = desired_read(opts["desired"], services.lab_topology(lab)), f"--desired {opts['desired']}"
+            preview = change_from_desired(services.lab_topology(lab), desired, origin=origin)
+        except (ChangeError, GuardRejection, TopologyError, TwinError) as exc:
+            raise InputError(str(exc)) from None
+        stream = self.stderr if opts["json"] else self.stdout
+        stream.write(f"desired state ({origin}):\n{delta_text(preview)}")
+        return lab, desired, origin
+
     def _input_error(self, message: str, as_json: bool) -> None:
+        opts = getattr(self, "_opts", {})
+        if opts.get("junit") or opts.get("markdown"):
+            xml, md = input_error_reports(message, lab=Path(opts.get("lab_dir") or "").name)
+            _write_report(opts.get("junit"), xml)
+            _write_report(opts.get("markdown"), md)
         if as_json:
             self.stdout.write(json.dumps({"error": "input", "message": message, "exit_code": EXIT_INPUT_ERROR}))
         else:
@@ -163,6 +219,10 @@ class Command(BaseCommand):
         result = run.result or {}
         result_path = services.run_folder(run) / "result.json"
         extra = _seal_state(run, sealing=not opts["no_seal"])
+        seal = {"digest": extra.get("seal_digest"), "ledger_index": extra.get("ledger_index"),
+                "bundle_path": extra.get("bundle_path"), "error": extra.get("seal_error")}
+        _write_report(opts.get("junit"), junit_xml(result, seal=seal))
+        _write_report(opts.get("markdown"), markdown_summary(result, seal=seal, bundle_url=opts.get("bundle_url")))
         if as_json:
             self.stdout.write(json.dumps({**result, "result_path": str(result_path), **extra}, sort_keys=False))
         else:
@@ -234,6 +294,12 @@ class Command(BaseCommand):
 
 NOT_ROOT = ("the netns backend needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN) to create "
             "namespaces; run as root on a twin worker, or use --backend simulator")
+
+
+def _write_report(path: str | None, text: str) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
 
 
 def _change_text(path: Path) -> str:

@@ -57,7 +57,7 @@ def test_a_clean_run_has_no_failure(ship: dict) -> None:
 def test_markdown_has_verdict_reasons_effects_rollback_and_seal(blocked: dict) -> None:
     md = markdown_summary(blocked, seal={"digest": "sha256:feed", "ledger_index": 4}, bundle_url="https://ci/b.json")
     assert md.startswith("## AEGIS preflight: ⛔ `blocked`")
-    assert "`INVARIANT_VIOLATED`" in md and "### Effects" in md and "| declared |" in md
+    assert "`INVARIANT_VIOLATED`" in md and "### Effects" in md and "| intended |" in md
     assert "### Rollback" in md and "network 10.255.0.2/32" in md.split("### Rollback")[1]
     assert "sealed `sha256:feed` (ledger index 4), [bundle](https://ci/b.json)" in md
     assert "**not sealed**" in markdown_summary(blocked, seal=None)
