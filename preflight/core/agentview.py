@@ -63,7 +63,7 @@ def rollback_line_for_agent(line: str) -> str:
 def result_for_agent(result: dict[str, Any], *, run_id: str, seal: dict[str, Any] | None) -> dict[str, Any]:
     """The normalised view of a run for the MCP `dry_run` / `result` tools."""
     diff = result.get("diff") or {}
-    effects = [{"declared": tag == "intended", "kind": _clean(e.get("kind")), "node": _clean(e.get("node")),
+    effects = [{"intended": tag == "intended", "kind": _clean(e.get("kind")), "node": _clean(e.get("node")),
                 "key": _clean(e.get("key")), "loss": bool(e.get("loss"))}
                for tag in ("intended", "undeclared") for e in diff.get(tag) or []]
     rb = result.get("rollback") or {}

@@ -25,8 +25,8 @@ def test_daemon_and_lab_text_never_reaches_the_agent() -> None:
     view = result_for_agent(result, run_id="r-1", seal={"digest": "sha256:ab"})
     assert INJECTION not in repr(view)
     assert view["reasons"][1]["message"].startswith("must_reach from=r1")
-    assert view["effects"] == [{"declared": True, "kind": "route", "node": "r1", "key": "10.9.0.0/16", "loss": False},
-                               {"declared": False, "kind": "session", "node": "r2", "key": "10.0.0.1", "loss": True}]
+    assert view["effects"] == [{"intended": True, "kind": "route", "node": "r1", "key": "10.9.0.0/16", "loss": False},
+                               {"intended": False, "kind": "session", "node": "r2", "key": "10.0.0.1", "loss": True}]
     assert view["rollback"]["lines"]["r1"][1] == " neighbor 10.0.0.1 description <free text withheld>"
     assert view["bundle_digest"] == "sha256:ab" and view["source"] == "agent"
 
