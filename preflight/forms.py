@@ -9,6 +9,7 @@ from django.conf import settings
 
 from compliance.selectors import framework_choices
 from preflight import services
+from preflight.core.change import MAX_DEVICE_BYTES
 from preflight.models import Lab
 
 EXPECT_HELP = {
@@ -89,10 +90,33 @@ class ChangeForm(forms.Form):
                 ),
                 help_text=f"criticality: {crit}" if crit else "",
             )
+            self.fields[f"desired_file_{node}"] = forms.FileField(
+                required=False, label=f"{node}: full config file",
+                help_text="or upload the router's whole intended frr.conf: AEGIS shows frr-reload's delta first")
         self.submission: services.Submission | None = None
 
     def device_fields(self) -> list[forms.BoundField]:
         return [self[f"device_{n}"] for n in self.device_names]
+
+    def desired_fields(self) -> dict[str, forms.BoundField]:
+        return {n: self[f"desired_file_{n}"] for n in self.device_names}
+
+    def _desired(self) -> dict[str, str]:
+        """Uploaded full configs per router; after a preview they come back as `desired_text_<node>`."""
+        desired: dict[str, str] = {}
+        for node in self.device_names:
+            upload = self.cleaned_data.get(f"desired_file_{node}")
+            if upload is not None:
+                if upload.size > MAX_DEVICE_BYTES:
+                    self.add_error(f"desired_file_{node}", f"larger than {MAX_DEVICE_BYTES // 1024} KiB")
+                    continue
+                try:
+                    desired[node] = upload.read().decode("utf-8")
+                except UnicodeDecodeError:
+                    self.add_error(f"desired_file_{node}", "not UTF-8 text: upload the frr.conf as saved by FRR")
+            elif (self.data.get(f"desired_text_{node}") or "").strip():
+                desired[node] = self.data[f"desired_text_{node}"]
+        return desired
 
     def expect_fields(self) -> list[forms.BoundField]:
         return [self["prefixes_added"], self["prefixes_removed"], self["sessions_removed"]]
@@ -118,6 +142,7 @@ class ChangeForm(forms.Form):
             title=data.get("title") or "",
             description=data.get("description") or "",
             devices={n: t for n, t in devices.items() if t.strip()},
+            desired=self._desired() or None,
             intent=data.get("intent") or "",
             expect=expect or None,
             frameworks=data.get("frameworks") or [],
@@ -132,6 +157,8 @@ class ChangeForm(forms.Form):
             field: str | None
             if key.startswith("device:"):
                 field = f"device_{key.split(':', 1)[1]}"
+            elif key.startswith("desired:"):
+                field = f"desired_file_{key.split(':', 1)[1]}"
             elif key == "expect":
                 field = None
             elif key == "__all__":

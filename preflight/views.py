@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 from aegis_base.core import policy
 from aegis_base.services import audit_record
 from preflight import selectors, services
+from preflight.core.desired import delta_text
 from preflight.forms import ChangeForm
 
 
@@ -41,16 +42,25 @@ def start(request: HttpRequest) -> HttpResponse:
     lab_name = request.POST.get("lab_name") or request.GET.get("lab") or ""
     lab_name = lab_name or getattr(settings, "AEGIS_DEFAULT_LAB", "triangle")
     lab = next((candidate for candidate in labs if candidate.name == lab_name), labs[0] if labs else None)
+    preview = ""
+    desired: dict[str, str] = {}
     if request.method == "POST":
-        form = ChangeForm(request.POST, lab=lab)
+        form = ChangeForm(request.POST, request.FILES, lab=lab)
         if form.is_valid() and form.submission is not None:
+            sub = form.submission
             try:
-                run = services.run_start(operator=request.user, submission=form.submission)
+                if sub.desired and request.POST.get("action") != "run":
+                    # Uploaded full configs: show frr-reload's delta; the operator runs it with a second click.
+                    preview = delta_text(services.change_validate_desired(
+                        lab=sub.lab, title=sub.title, description=sub.description, desired=sub.desired,
+                        expect=sub.expect, source=sub.source))
+                    desired = sub.desired
+                else:
+                    run = services.run_start(operator=request.user, submission=sub)
+                    return redirect("preflight:run", run_id=run.run_id)
             except services.ChangeInvalid as exc:
                 form.apply_errors(exc.errors)
-            else:
-                return redirect("preflight:run", run_id=run.run_id)
-        status = 400
+        status = 200 if preview else 400
     else:
         form = ChangeForm(initial={"lab": lab.pk if lab else None}, lab=lab)
         status = 200
@@ -62,6 +72,8 @@ def start(request: HttpRequest) -> HttpResponse:
             "labs": labs,
             "lab": lab,
             "runs": selectors.my_runs(request.user),
+            "preview": preview,
+            "desired": desired,
         },
         status=status,
     )

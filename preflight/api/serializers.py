@@ -40,6 +40,13 @@ class RunSubmitSerializer(serializers.Serializer):
         default=dict,
         help_text='Config lines per device: {"r1": "ip route ...\\n"}',
     )
+    desired = serializers.DictField(
+        child=StrictCharField(allow_blank=False, trim_whitespace=False, max_length=64 * 1024),
+        required=False,
+        default=dict,
+        help_text='Full intended config per changed router, instead of devices: {"r3": "frr version ...\\n"}; '
+                  "frr-reload's delta from the lab's baseline is what runs (change.desired in the result)",
+    )
     intent = StrictCharField(
         required=False,
         allow_blank=True,

@@ -34,6 +34,8 @@ def api_errors(errors: dict[str, list[str]]) -> dict[str, Any]:
     for key, messages in errors.items():
         if key.startswith("device:"):
             out.setdefault("devices", {})[key.split(":", 1)[1]] = messages
+        elif key.startswith("desired:"):
+            out.setdefault("desired", {})[key.split(":", 1)[1]] = messages
         elif key == "__all__":
             out.setdefault("non_field_errors", []).extend(messages)
         elif key in (
@@ -70,6 +72,7 @@ class RunSubmitView(AegisAPIView):
             title=data["title"],
             description=data["description"],
             devices=data["devices"],
+            desired=data["desired"] or None,
             intent=data["intent"],
             expect=data["expect"],
             frameworks=data["frameworks"],

@@ -215,7 +215,7 @@ def run_start(
                                       ("desired configs", sub.desired))
              if there]
     if len(given) > 1:
-        errors["__all__"] = [f"Give either config per device, a change file or an intent, not {' and '.join(given)}."]
+        errors["__all__"] = [f"Give either config per device, desired configs, a change file or an intent, not {' and '.join(given)}."]
     elif not given:
         errors["__all__"] = ["Paste the config lines for at least one device (or describe an intent)."]
     if errors:
