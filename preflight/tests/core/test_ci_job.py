@@ -107,3 +107,10 @@ def test_job_without_a_changed_lab_passes(lab_repo: Path, tmp_path: Path) -> Non
     _git(lab_repo, "commit", "-qam", "docs")
     proc = _job(lab_repo, tmp_path, "reports")
     assert proc.returncode == 0 and "no lab changed" in proc.stdout
+
+
+def test_both_documented_jobs_call_this_script() -> None:
+    doc = (REPO / "docs" / "ci.md").read_text()
+    gitlab, github = doc.split("### GitLab CI")[1].split("### GitHub Actions")
+    for job in (gitlab, github):
+        assert "/opt/aegis/ci/preflight-changed-labs.sh" in job
