@@ -29,7 +29,9 @@ PREFIX_KEYS = ("prefixes_added", "prefixes_removed", "prefixes_changed")
 SESSION_KEYS = ("sessions_removed", "sessions_added")
 # Lists of prefixes: traffic to them may be dropped after the change (the data-plane diff).
 RANGE_KEYS = ("traffic_dropped",)
-EXPECT_KEYS = PREFIX_KEYS + SESSION_KEYS + RANGE_KEYS
+# Failure scenario names (e.g. "link_down leaf3:eth2", or "*") whose lost redundancy is intended.
+NAME_KEYS = ("redundancy_removed",)
+EXPECT_KEYS = PREFIX_KEYS + SESSION_KEYS + RANGE_KEYS + NAME_KEYS
 ALL_NODES = "*"  # in expect: the effect is intended on every node
 
 
@@ -154,7 +156,7 @@ def _is_comment(line: str) -> bool:
 
 def _expect_validate(expect: Any, topology: Topology | None) -> dict[str, Any]:
     clean: dict[str, Any] = {key: {} for key in PREFIX_KEYS}
-    clean.update({key: [] for key in SESSION_KEYS + RANGE_KEYS})
+    clean.update({key: [] for key in SESSION_KEYS + RANGE_KEYS + NAME_KEYS})
     if expect is None:
         clean["declared"] = False
         return clean
@@ -198,6 +200,14 @@ def _expect_validate(expect: Any, topology: Topology | None) -> dict[str, Any]:
         if not isinstance(value, list):
             raise ChangeError(f"`expect.{key}` must be a list of prefixes")
         clean[key] = sorted({_prefix_check(p, f"expect.{key}") for p in value})
+    for key in NAME_KEYS:
+        value = expect.get(key) or []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in value):
+            raise ChangeError(f"`expect.{key}` must be a list of failure scenario names such as "
+                              "'link_down leaf3:eth2' or 'node_down spine1' ('*' for any)")
+        clean[key] = sorted(set(value))
     clean["declared"] = True
     return clean
 

@@ -12,6 +12,7 @@ Plain Python, no Django: the CLI, the Celery task and the stress test all call t
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import json
 import platform
@@ -31,6 +32,16 @@ from preflight.core.guards import precheck
 from preflight.core.intent import intent_infer, intent_is_empty
 from preflight.core.invariants import INVARIANTS_FILE, invariants_evaluate, invariants_load
 from preflight.core.ledger import ledger_summary, line_ledger
+from preflight.core.resilience import (
+    DEFAULT_MAX_SCENARIOS,
+    failures_load,
+    lost_message,
+    redundancy_declared,
+    resilience_compare,
+    scenario_interfaces,
+    scenarios_select,
+    survivors,
+)
 from preflight.core.risk import risk_assess
 from preflight.core.settle import settle_window
 from preflight.core.static import static_check
@@ -47,6 +58,8 @@ BASELINE_SETTLE_ATTEMPTS = 3
 STEPS = ("precheck", "static", "spawn", "converge_baseline", "snapshot_baseline", "apply", "converge_change",
          "snapshot_change", "diff", "dataplane", "invariants", "rollback", "converge_rollback", "snapshot_rollback",
          "teardown", "verdict")
+# Failure scenarios run on the baseline before `apply` and on the change after `dataplane`.
+STEPS = STEPS[:5] + ("resilience_baseline",) + STEPS[5:10] + ("resilience_change",) + STEPS[10:]
 # Real packets sent to witness the FIB diff: one per changed statement, at most this many.
 WITNESS_MAX = 16
 
@@ -192,6 +205,8 @@ def run_preflight(
     invariants: list[dict[str, Any]] | None = None,
     syntax_check: bool = True,
     default_criticality: str = "medium",
+    failures: str | int | None = None,
+    failures_max: int = DEFAULT_MAX_SCENARIOS,
 ) -> dict[str, Any]:
     """Verify `change` on a twin of the lab and decide; returns the result document.
 
@@ -201,6 +216,9 @@ def run_preflight(
     thousands of times); `syntax_check=False` skips `vtysh --dryrun` (only the stress test).
     `default_criticality`: the risk of a router without an `aegis.criticality` label (the site's
     AEGIS_DEFAULT_CRITICALITY), recorded in the result.
+    `failures`: which failure scenarios run before and after the change (core/resilience.py):
+    None/"auto" (the lab's `failures:` and the links of the change's devices, at most
+    `failures_max`), "all", "none" or a number.
     """
     started_at = datetime.now(UTC)
     run_id = run_id or run_id_new()
@@ -223,12 +241,16 @@ def run_preflight(
                                source=change.get("source", "api"), topology=topology)
     if isinstance(given.get("desired"), dict):  # desired state as input: recorded, sealed; devices is the delta
         change["desired"] = given["desired"]
+    if failures not in (None, "auto", "all", "none") and not (isinstance(failures, int) or str(failures).isdigit()):
+        raise ChangeError(f"failures must be all, none, auto or a number, not {failures!r}")
+    scenarios = scenarios_select(topology, sorted(change["devices"]), failures_load(lab_dir, topology),
+                                 failures if failures != "auto" else None, failures_max)
     if default_criticality not in ("low", "medium", "high"):
         raise ChangeError(f"default criticality must be low, medium or high, not {default_criticality!r}")
     run = _Run(progress)
     intent = intent_infer(change, topology)
-    state: dict[str, Any] = {"intent": intent,"findings": [], "twin": None, "facts": {}, "conv": {}, "rejected": [],
-                             "diff": None, "classification": None, "invariants": [], "rollback": None,
+    state: dict[str, Any] = {"intent": intent, "scenarios": scenarios, "findings": [], "twin": None, "facts": {},
+                             "conv": {}, "rejected": [], "diff": None, "classification": None, "invariants": [], "rollback": None,
                              "snapshots": {}}
     run.current = "precheck"
     _emit_guarded(run, "precheck", "started", "checking the change for unsafe input")
@@ -409,6 +431,9 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
                                   f"or rerun if the twin host is overloaded)"))
     if broken:
         return
+    state["failed_before"] = run.step("resilience_baseline", lambda: _scenarios_run(
+        run, state, twin, bounds, list(state.get("baseline_down") or [])),
+                                      f"{len(state['scenarios'])} failure scenario(s) on the baseline")
     results = run.step("apply", lambda: [twin.apply(d, change["devices"][d]) for d in devices],
                        f"entering the change on {', '.join(devices)}")
     t_applied = time.monotonic()
@@ -472,6 +497,10 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         run.reasons.append(reason("EXPECTED_EFFECT_MISSING", m))
     run.step("dataplane", lambda: _dataplane(run, state, twin, change),
              "forwarding outcomes from every router's FIB, before vs after; witnessed by real packets")
+    failed_after = run.step("resilience_change", lambda: _scenarios_run(
+        run, state, twin, bounds, list(getattr(conv["change"], "down", []) or [])),
+                            f"the same {len(state['scenarios'])} failure scenario(s) on the changed network")
+    _resilience(run, state, change, s0, s1, failed_after)
     inv = run.step("invariants", lambda: invariants_evaluate(invariants, s1, twin.reach),
                    f"{len(invariants)} invariant(s)")
     state["invariants"] = inv
@@ -563,6 +592,69 @@ def _config_ledger(run: _Run, state: dict[str, Any], change: dict[str, Any], dev
     if all(led["delta_empty"] for led in devices_out.values()):
         run.reasons.append(reason("NO_OP_CHANGE", "the running config of every device is exactly as before: "
                                                   "the change does nothing"))
+
+
+def _settle_failed(twin: Any, timeout: float, stable_for: float) -> Any:
+    """Settle with a failure in place: sessions over the failed link stay down for good, so the
+    quiet window that lets down sessions count as settled is shortened (netns twin)."""
+    if "quiet_for" in inspect.signature(twin.converge).parameters:
+        return twin.converge(timeout, stable_for, quiet_for=max(2 * stable_for, 6.0))
+    return twin.converge(timeout, stable_for)
+
+
+def _scenarios_run(run: _Run, state: dict[str, Any], twin: Any, bounds: tuple[float, float], down_before: list[str]
+                   ) -> dict[str, dict[str, Any]]:
+    """Each scenario: fail, settle, snapshot, restore, settle. {name: {items, converged, seconds}}."""
+    timeout, stable_for = bounds
+    topology = twin.topology
+    out: dict[str, dict[str, Any]] = {}
+    for sc in state["scenarios"]:
+        t0 = time.monotonic()
+        ends = scenario_interfaces(topology, sc)
+        run.emit(run.current, "info", f"{sc['name']}: failing {', '.join(f'{n}:{i}' for n, i in ends)}")
+        try:
+            for node, iface in ends:
+                twin.set_link(node, iface, False)
+            cr = _settle_failed(twin, timeout, stable_for)
+            items = survivors(twin.snapshot())
+        finally:
+            for node, iface in ends:
+                twin.set_link(node, iface, True)
+        # Restored = the sessions down before the failure, and no others (a BGP session over the
+        # restored link comes back on its connect-retry timer): a short quiet window first, the
+        # full one only when the down set is not back yet.
+        restored = _settle_failed(twin, timeout, stable_for)
+        if restored.converged and sorted(restored.down) != sorted(down_before):
+            restored = twin.converge(timeout, stable_for)
+        if not restored.converged:
+            raise RuntimeError(f"the network did not settle after restoring {sc['name']}: "
+                               f"{'; '.join(restored.still_moving[:3])}")
+        out[sc["name"]] = {"items": items, "converged": cr.converged, "seconds": round(time.monotonic() - t0, 3)}
+    return out
+
+
+def _resilience(run: _Run, state: dict[str, Any], change: dict[str, Any], s0: dict[str, Any], s1: dict[str, Any],
+                failed_after: dict[str, dict[str, Any]]) -> None:
+    """Compare every scenario before vs after; REDUNDANCY_LOST unless expect.redundancy_removed names it."""
+    before = state.get("failed_before") or {}
+    base, changed = survivors(s0), survivors(s1)
+    declared = list(change["expect"].get("redundancy_removed") or [])
+    rows = []
+    for sc in state["scenarios"]:
+        b, a = before.get(sc["name"]), failed_after.get(sc["name"])
+        if b is None or a is None:
+            continue
+        row = resilience_compare(sc, b["items"], a["items"], base, changed)
+        row["seconds"] = {"before": b["seconds"], "after": a["seconds"]}
+        row["settled"] = {"before": b["converged"], "after": a["converged"]}
+        row["declared"] = bool(row["lost"]) and redundancy_declared(sc["name"], declared)
+        rows.append(row)
+        if row["lost"] and not row["declared"]:
+            run.reasons.append(reason("REDUNDANCY_LOST", lost_message(row) + " (not declared in "
+                                      "expect.redundancy_removed)"))
+    total = sum(v["seconds"] for v in before.values()) + sum(v["seconds"] for v in failed_after.values())
+    state["resilience"] = {"scenarios": rows, "seconds": round(total, 3),
+                           "redundancy_removed_declared": [r["name"] for r in rows if r["declared"]]}
 
 
 def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], before: dict[str, str],
@@ -719,6 +811,7 @@ def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict
         "diff": diff_doc,
         "invariants": state["invariants"],
         "dataplane": state.get("dataplane"),
+        "resilience": state.get("resilience"),
         "baseline_invariants": state.get("baseline_invariants", []),
         "rollback": state["rollback"] or {"lines": {}, "deltas": {}, "verified": False, "mismatch": [],
                                           "skipped": True},

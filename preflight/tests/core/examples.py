@@ -6,6 +6,7 @@
     # expect-exit: 2                          (an input error: refused before anything ran)
     # expect-mentions: link_down leaf3:eth2   (this text appears in a reason's message)
     # expect-witness: agree                   (every real packet of the FIB diff agrees; twin only)
+    # expect-failures: auto                   (failure scenarios to run; the tests default to none)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Example:
     exit_code: int | None
     mentions: str | None = None
     witness: str | None = None
+    failures: str = "none"
 
     @property
     def id(self) -> str:
@@ -43,5 +45,6 @@ def examples() -> list[Example]:
         out.append(Example(lab=path.parent.parent, path=path, verdict=head.get("verdict"),
                            reasons=head.get("reasons", "").split(), spawned=head.get("spawned", "true") != "false",
                            exit_code=int(head["exit"]) if "exit" in head else None,
-                           mentions=head.get("mentions"), witness=head.get("witness")))
+                           mentions=head.get("mentions"), witness=head.get("witness"),
+                           failures=head.get("failures", "none")))
     return out

@@ -37,7 +37,7 @@ def test_triangle_examples_on_the_simulator(triangle, ex):
             run(change_load(text, triangle), backend)
         assert backend.spawn_attempts == 0
         return
-    result = run(change_load(text, triangle), backend)
+    result = run(change_load(text, triangle), backend, failures=ex.failures)
     codes = [r["code"] for r in result["reasons"]]
     assert result["verdict"] == ex.verdict, result["reasons"]
     assert set(ex.reasons) <= set(codes)

@@ -59,7 +59,8 @@ def test_example_change_on_the_real_twin(ex, tmp_path, request):
             settings.AEGIS_SITE_KEY_FILE = tmp_path / "home" / "keys" / "site_ed25519.pem"
             result = _readme_demo(ex, tmp_path)
         else:
-            result = run_preflight(ex.lab, change_load(text, topology), backend="netns", progress=seen)
+            result = run_preflight(ex.lab, change_load(text, topology), backend="netns", progress=seen,
+                                   failures=ex.failures)
         codes = [r["code"] for r in result["reasons"]]
         assert result["verdict"] == ex.verdict, result["reasons"]
         assert set(ex.reasons) <= set(codes), result["reasons"]
