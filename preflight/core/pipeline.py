@@ -55,11 +55,11 @@ RESULT_FORMAT = "aegis.preflight.result/v1"
 AEGIS_VERSION = "0.1.0"
 # How often the baseline may be settled again when sessions are down or invariants fail.
 BASELINE_SETTLE_ATTEMPTS = 3
-STEPS = ("precheck", "static", "spawn", "converge_baseline", "snapshot_baseline", "apply", "converge_change",
-         "snapshot_change", "diff", "dataplane", "invariants", "rollback", "converge_rollback", "snapshot_rollback",
-         "teardown", "verdict")
-# Failure scenarios run on the baseline before `apply` and on the change after `dataplane`.
-STEPS = STEPS[:5] + ("resilience_baseline",) + STEPS[5:10] + ("resilience_change",) + STEPS[10:]
+# Failure scenarios run on the baseline before `apply` (resilience_baseline) and on the change
+# after `dataplane` (resilience_change).
+STEPS = ("precheck", "static", "spawn", "converge_baseline", "snapshot_baseline", "resilience_baseline", "apply",
+         "converge_change", "snapshot_change", "diff", "dataplane", "resilience_change", "invariants", "rollback",
+         "converge_rollback", "snapshot_rollback", "teardown", "verdict")
 # Real packets sent to witness the FIB diff: one per changed statement, at most this many.
 WITNESS_MAX = 16
 
