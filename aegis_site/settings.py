@@ -213,6 +213,12 @@ AEGIS_DEFAULT_CRITICALITY = env_str("AEGIS_DEFAULT_CRITICALITY", "medium").strip
 if AEGIS_DEFAULT_CRITICALITY not in ("low", "medium", "high"):
     raise ImproperlyConfigured(f"AEGIS_DEFAULT_CRITICALITY must be low, medium or high, not {AEGIS_DEFAULT_CRITICALITY!r}")
 
+# Failure scenarios (N-1) a run derives from the links of the change's devices, plus the lab's
+# own `failures:`, at most this many (docs/pipeline.md); 0 runs none.
+AEGIS_FAILURE_SCENARIOS_MAX = env_int("AEGIS_FAILURE_SCENARIOS_MAX", 8)
+if AEGIS_FAILURE_SCENARIOS_MAX < 0:
+    raise ImproperlyConfigured("AEGIS_FAILURE_SCENARIOS_MAX must be 0 or more")
+
 # Evidence
 AEGIS_SITE_KEY_FILE = env_path("AEGIS_SITE_KEY_FILE", AEGIS_HOME / "keys" / "site_ed25519.pem")
 AEGIS_LEDGER_ORIGIN = env_str("AEGIS_LEDGER_ORIGIN", "aegis.local/ledger")

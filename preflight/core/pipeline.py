@@ -276,7 +276,8 @@ def run_preflight(
     try:
         risk = run.step("verdict", lambda: risk_assess(change, topology, state["classification"], state["diff"],
                                                        default_criticality=default_criticality,
-                                                       ledger=state.get("ledger")))
+                                                       ledger=state.get("ledger"),
+                                                       resilience=state.get("resilience")))
     except _StepFailed:
         pass
     except Exception as exc:  # noqa: BLE001

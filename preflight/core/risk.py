@@ -9,6 +9,9 @@ references it; a neighbour counts only for lines that change the session or its 
 its description; route effects count distinct prefixes, not prefix x router; the criticality
 of an unlabelled router is a site setting. Effects beyond the (declared or inferred) intent
 still raise risk, as do lines FRR entered differently from how they were written.
+
+v3 adds one factor: redundancy the change removes on purpose (a failure scenario whose loss
+`expect.redundancy_removed` declares) scores 3, so such a change always needs a human.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from preflight.core.settle import config_statements
 from twin.base import Topology
 from twin.frrconf import config_model
 
-RUBRIC_VERSION = "risk-rubric/2"
+RUBRIC_VERSION = "risk-rubric/3"
 CRITICALITY_LABEL = "aegis.criticality"
 CRITICALITY_POINTS = {"low": 0, "medium": 1, "high": 3}
 # The site's default for a router without a label (AEGIS_DEFAULT_CRITICALITY): unknown is not low.
@@ -114,8 +117,8 @@ def _is_header(line: str) -> bool:
 
 def risk_assess(change: dict[str, Any], topology: Topology, classification: dict[str, Any] | None,
                 diff: dict[str, Any] | None, *, default_criticality: str = DEFAULT_CRITICALITY,
-                ledger: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Score the change by rubric v2; returns {tier, rubric_version, score, factors, ...}."""
+                ledger: dict[str, Any] | None = None, resilience: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score the change by rubric v3; returns {tier, rubric_version, score, factors, ...}."""
     if default_criticality not in CRITICALITY_POINTS:
         raise ValueError(f"default criticality must be one of {', '.join(CRITICALITY_POINTS)}, "
                          f"not {default_criticality!r}")
@@ -141,6 +144,7 @@ def risk_assess(change: dict[str, Any], topology: Topology, classification: dict
     if ledger and ledger.get("available"):
         for led in ledger["devices"].values():
             reinterpreted += sum(1 for e in led["lines"] if e["status"] == "reinterpreted") + len(led["unrequested"])
+    removed = list((resilience or {}).get("redundancy_removed_declared") or [])
     factors = [
         ("devices_touched", len(devices), _points(len(devices), ((4, 4), (2, 2), (1, 1)))),
         ("max_criticality", max(crit, key=lambda c: CRITICALITY_POINTS.get(c, 1)) if crit else "none", crit_points),
@@ -151,6 +155,7 @@ def risk_assess(change: dict[str, Any], topology: Topology, classification: dict
         ("expected_effects_missing", missing, 3 if missing else 0),
         ("reachability_lost", reach_lost, 2 if reach_lost else 0),
         ("lines_reinterpreted", reinterpreted, 3 if reinterpreted else 0),
+        ("redundancy_removed", len(removed), 3 if removed else 0),
     ]
     score = sum(p for _, _, p in factors)
     tier = next(t for threshold, t in TIER_THRESHOLDS if score >= threshold)

@@ -127,6 +127,7 @@ def _pipeline(run: PreflightRun, observer: Observer | None = None) -> dict[str, 
         "progress": _progress_for(run, observer),
         "converge_timeout": float(settings.AEGIS_TWIN_CONVERGE_TIMEOUT_S),
         "default_criticality": settings.AEGIS_DEFAULT_CRITICALITY,
+        "failures_max": settings.AEGIS_FAILURE_SCENARIOS_MAX,
     }
     for name, kind in PIPELINE_OPTIONS.items():
         if run.options.get(name) is not None:
