@@ -57,10 +57,13 @@ def report_cases(result: dict[str, Any]) -> list[Case]:
     res = result.get("resilience")
     if isinstance(res, dict):
         for sc in res.get("scenarios") or []:
-            ok = sc.get("ok", sc.get("status") in ("ok", "same", "passed"))
-            cases.append(("resilience", str(sc.get("name") or sc.get("scenario")),
-                          None if ok else str(sc.get("why") or sc.get("detail") or "resilience regressed"),
-                          str(sc.get("detail") or "")))
+            # The shape of core/resilience.py: a loss fails the case unless the change declared it.
+            lost = list(sc.get("lost") or [])
+            failure = (f"lost under {sc.get('name')}: " + "; ".join(str(i) for i in lost[:5])
+                       + (f"; and {len(lost) - 5} more" if len(lost) > 5 else "")) if lost and not sc.get("declared") else None
+            cases.append(("resilience", str(sc.get("name")), failure,
+                          f"{len(lost)} lost, {len(sc.get('gained') or [])} gained"
+                          + (" (declared in expect.redundancy_removed)" if sc.get("declared") else "")))
     for r in reasons:  # blocking reasons no case above already carries (twin did not settle, step failed, …)
         if r["code"] in BLOCKING_CODES and not any(c[2] and r["message"] in c[2] for c in cases):
             cases.append(("verdict", r["code"], r["message"], ""))
