@@ -91,7 +91,7 @@ def _readme_demo(ex, out_dir):
         call_command("preflight", str(ex.lab), "--change", str(ex.path), "--out", str(out_dir), stdout=out)
     result = json.loads((out_dir / "result.json").read_text())
     assert exit_.value.code == 0, out.getvalue()
-    assert "verdict: ship_ready" in out.getvalue() and "rollback (verified)" in out.getvalue()
+    assert "verdict: ship_ready" in out.getvalue() and "rollback (restored" in out.getvalue()
     bundle = json.loads((out_dir / "bundle.json").read_text())
     assert f"sealed: {bundle['digest']}" in out.getvalue()
     assert (out_dir / "report.pdf").read_bytes().startswith(b"%PDF")
