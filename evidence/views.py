@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 from django.contrib.auth.decorators import login_required
@@ -16,46 +15,27 @@ from aegis_base.selectors import actor_of
 from aegis_base.services import audit_record
 from compliance.selectors import framework_choices
 from evidence.api import bundles
+from evidence.filtersets import BundleFilterSet, filter_errors
 
 
-def _date(value: str, errors: dict[str, str], name: str) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        errors[name] = f"{value!r} is not a date; use YYYY-MM-DD."
-        return None
-
-
-def filters_from(params, errors: dict[str, str]) -> bundles.BundleFilters:
-    verdict = params.get("verdict", "")
-    if verdict and verdict not in ("blocked", "needs_approval", "ship_ready"):
-        errors["verdict"] = "Choose blocked, needs_approval or ship_ready."
-        verdict = ""
-    return bundles.BundleFilters(
-        date_from=_date(params.get("date_from", ""), errors, "date_from"),
-        date_to=_date(params.get("date_to", ""), errors, "date_to"),
-        lab=params.get("lab", "")[:200],
-        verdict=verdict,
-        framework=params.get("framework", "")[:100],
-        operator=params.get("operator", "")[:150],
-    )
+def bundles_filtered(user, params) -> tuple[BundleFilterSet, dict[str, str]]:
+    """The bundles `user` may see, narrowed by the filters in `params`, and the filters' errors."""
+    filterset = BundleFilterSet(params, queryset=bundles.bundles_for_user(user))
+    return filterset, filter_errors(filterset) if not filterset.is_valid() else {}
 
 
 @login_required
 def bundle_list(request: HttpRequest) -> HttpResponse:
     if not policy.can_browse_bundles(actor_of(request.user)):
         raise PermissionDenied("Only auditors browse sealed bundles.")
-    errors: dict[str, str] = {}
-    filters = filters_from(request.GET, errors)
-    rows = list(bundles.bundles_for_user(request.user, filters)[:200])
+    filterset, errors = bundles_filtered(request.user, request.GET)
+    rows = list(filterset.qs[:200]) if not errors else []
     return render(
         request,
         "evidence/bundles.html",
         {
             "bundles": rows,
-            "filters": filters,
+            "filters": filterset.form.cleaned_data if not errors else {},
             "errors": errors,
             "facets": bundles.bundle_facets(request.user),
             "frameworks": framework_choices(),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
+
 from aegis_base.core import policy
 from aegis_base.core.policy import promote_refusal
 from aegis_base.selectors import actor_of
@@ -17,41 +19,41 @@ from preflight.selectors import run_decisions
 from promote.models import Approval
 
 
+def approvals_of(run: PreflightRun) -> QuerySet[Approval]:
+    """Every decision on a run as a queryset, oldest first. Assumes the caller may view the run."""
+    return Approval.objects.filter(run=run).select_related("approver").order_by("created", "pk")
+
+
 def approvals_for_run(run: PreflightRun) -> list[Approval]:
     """Every decision on a run, oldest first. Assumes the caller may view the run."""
     return run_decisions(run)
 
 
+def approval_record(row: Approval) -> dict[str, Any]:
+    """The one shape of a decision outside promote (PDF, crosswalk, OSCAL, Bundle.approvals):
+    {"approver", "role", "decision": "approve"|"reject", "at": ISO 8601 UTC, "bundle_digest"}."""
+    return {
+        "approver": row.approver.get_username(),
+        "role": "approver",
+        "decision": row.decision,
+        "at": row.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "bundle_digest": row.subject_digest,
+    }
+
+
 def approval_records(run_id: str) -> list[dict[str, Any]]:
-    """The decisions on a run as the PDF and the crosswalk read them, oldest first. No permission check."""
-    words = {"approve": "approved", "reject": "rejected"}
-    return [
-        {
-            "approver": a.approver.get_username(),
-            "role": "approver",
-            "decision": words.get(a.decision, a.decision),
-            "at": a.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "digest": a.subject_digest,
-        }
-        for a in Approval.objects.filter(run__run_id=run_id).select_related("approver").order_by("created")
-    ]
+    """The decisions on a run as `approval_record`s, oldest first. No permission check."""
+    rows = Approval.objects.filter(run__run_id=run_id).select_related("approver").order_by("created", "pk")
+    return [approval_record(a) for a in rows]
 
 
-def approvals_for_bundle(digest: str) -> list[dict]:
-    """Decisions recorded on the bundle with this digest, oldest first, as crosswalk approval dicts.
+def approvals_for_bundle(digest: str) -> list[dict[str, Any]]:
+    """The decisions recorded on the bundle with this digest as `approval_record`s, oldest first.
 
     Read-only; assumes the caller may read the bundle (auditor, approver, the run's operator).
     """
-    rows = Approval.objects.filter(subject_digest=digest).select_related("approver").order_by("created")
-    return [
-        {
-            "approver": row.approver.get_username(),
-            "decision": row.decision,
-            "at": row.created.isoformat(),
-            "bundle_digest": row.subject_digest,
-        }
-        for row in rows
-    ]
+    rows = Approval.objects.filter(subject_digest=digest).select_related("approver").order_by("created", "pk")
+    return [approval_record(a) for a in rows]
 
 
 def approvals_by_user(user: Any, *, limit: int = 50) -> list[Approval]:

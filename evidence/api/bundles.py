@@ -6,14 +6,11 @@ Kept next to the API because both the pages and the API use it; the evidence eng
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -22,41 +19,17 @@ from aegis_base.selectors import actor_of
 from evidence.models import Bundle
 
 
-@dataclass
-class BundleFilters:
-    date_from: dt.date | None = None
-    date_to: dt.date | None = None
-    lab: str = ""
-    verdict: str = ""
-    framework: str = ""
-    operator: str = ""
+def bundles_for_user(user: Any) -> QuerySet[Bundle]:
+    """Bundles the user may see, newest first: every one for auditors, their own for operators.
 
-
-def bundles_for_user(user: Any, filters: BundleFilters | None = None) -> QuerySet[Bundle]:
-    """Bundles the user may see, newest first: every one for auditors, their own for operators."""
+    Narrow it further with `evidence.filtersets.BundleFilterSet`.
+    """
     actor = actor_of(user)
     qs = Bundle.objects.defer("bundle_json").order_by("-created")
     if not actor.is_authenticated:
         return qs.none()
     if not actor.has_role(policy.AUDITOR):
         qs = qs.filter(operator_username=actor.username)
-    f = filters or BundleFilters()
-    if f.date_from:
-        qs = qs.filter(created__date__gte=f.date_from)
-    if f.date_to:
-        qs = qs.filter(created__date__lte=f.date_to)
-    if f.lab:
-        qs = qs.filter(lab_name=f.lab)
-    if f.verdict:
-        qs = qs.filter(verdict=f.verdict)
-    if f.operator:
-        qs = qs.filter(operator_username=f.operator)
-    if f.framework:
-        if connection.vendor == "postgresql":
-            qs = qs.filter(frameworks__contains=[f.framework])
-        else:  # SQLite has no JSON containment; a first-try database is small
-            ids = [pk for pk, fws in qs.values_list("pk", "frameworks") if f.framework in (fws or [])]
-            qs = qs.filter(pk__in=ids)
     return qs
 
 

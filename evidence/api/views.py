@@ -14,7 +14,7 @@ from aegis_base.selectors import actor_of
 from aegis_base.services import audit_record
 from evidence.api import bundles
 from evidence.api.serializers import BundleSerializer, BundleVerifySerializer
-from evidence.views import bundle_download_response, filters_from
+from evidence.views import bundle_download_response, bundles_filtered
 
 FILTER_PARAMS = [
     OpenApiParameter("date_from", OpenApiTypes.DATE),
@@ -36,13 +36,10 @@ class BundleListView(AegisAPIView):
         actor = actor_of(request.user)
         if not actor.is_superuser and not actor.groups:
             raise PermissionDenied("You are in no AEGIS role group.")
-        errors: dict[str, str] = {}
-        filters = filters_from(request.query_params, errors)
+        filterset, errors = bundles_filtered(request.user, request.query_params)
         if errors:
             raise ValidationError({k: [v] for k, v in errors.items()})
-        return Response(
-            BundleSerializer(bundles.bundles_for_user(request.user, filters)[:500], many=True).data
-        )
+        return Response(BundleSerializer(filterset.qs[:500], many=True).data)
 
 
 class BundleDetailView(AegisAPIView):

@@ -125,6 +125,12 @@ def _page_size(name: str) -> tuple[float, float]:
 # ---- the report ---------------------------------------------------------------------------
 
 
+def _decided(approval: dict) -> str:
+    """A decision in the past tense for the reader: approve -> approved (older records say it so already)."""
+    decision = str(approval.get("decision") or "approved")
+    return {"approve": "approved", "reject": "rejected"}.get(decision, decision)
+
+
 class _Report:
     def __init__(self, bundle: dict, statement: dict, approvals: list[dict] | None, page_size: str):
         from reportlab.lib import colors
@@ -286,7 +292,7 @@ class _Report:
                 return "none (a blocked run is not approvable)"
             return "pending"
         return "; ".join(
-            f"{a.get('decision', 'approved')} by {a.get('approver', '?')} ({a.get('role', 'approver')}) "
+            f"{_decided(a)} by {a.get('approver', '?')} ({a.get('role', 'approver')}) "
             f"at {a.get('decided_at') or a.get('at') or '?'}"
             for a in self.approvals
         )
@@ -694,9 +700,9 @@ class _Report:
             [
                 a.get("approver"),
                 a.get("role"),
-                a.get("decision"),
+                _decided(a),
                 a.get("decided_at") or a.get("at"),
-                a.get("digest") or a.get("ledger_index"),
+                a.get("bundle_digest") or a.get("digest") or a.get("ledger_index"),
             ]
             for a in self.approvals
         ]

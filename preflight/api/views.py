@@ -25,7 +25,8 @@ from preflight.api.serializers import (
     RunSerializer,
     RunSubmitSerializer,
 )
-from preflight.models import Lab
+from preflight.filtersets import RunFilterSet
+from preflight.models import Lab, PreflightRun
 
 
 def api_errors(errors: dict[str, list[str]]) -> dict[str, Any]:
@@ -94,10 +95,22 @@ class RunSubmitView(AegisAPIView):
 
 
 class RunListView(AegisAPIView):
-    @extend_schema(responses=RunSerializer(many=True), summary="Runs you may see, newest first (100 at most)")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=[s for s, _ in PreflightRun.STATUS_CHOICES]),
+            OpenApiParameter("verdict", str, enum=[v for v, _ in PreflightRun.VERDICT_CHOICES]),
+            OpenApiParameter("risk_tier", str, enum=["low", "medium", "high"]),
+            OpenApiParameter("backend", str),
+            OpenApiParameter("lab", str),
+        ],
+        responses=RunSerializer(many=True),
+        summary="Runs you may see, newest first (100 at most), filtered by status, verdict, risk, backend, lab",
+    )
     def get(self, request: Request) -> Response:
-        runs = selectors.runs_for_user(request.user).order_by("-created")[:100]
-        return Response(RunSerializer(runs, many=True).data)
+        filterset = RunFilterSet(request.query_params, queryset=selectors.runs_for_user(request.user))
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        return Response(RunSerializer(filterset.qs.order_by("-created")[:100], many=True).data)
 
 
 class RunDetailView(AegisAPIView):

@@ -11,7 +11,7 @@ import json
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
@@ -29,6 +29,7 @@ from promote.api.serializers import (
     PromoteSerializer,
     PromotionSerializer,
 )
+from promote.filtersets import ApprovalFilterSet
 
 
 def _json_download(doc: dict, filename: str) -> HttpResponse:
@@ -95,10 +96,17 @@ class ApprovalEnvelopeView(AegisAPIView):
 
 
 class RunApprovalsView(AegisAPIView):
-    @extend_schema(responses=ApprovalSerializer(many=True), summary="Decisions recorded on a run")
+    @extend_schema(
+        parameters=[OpenApiParameter("decision", str, enum=["approve", "reject"]), OpenApiParameter("approver", str)],
+        responses=ApprovalSerializer(many=True),
+        summary="Decisions recorded on a run, oldest first (filter by decision, approver)",
+    )
     def get(self, request: Request, run_id: str) -> Response:
         run = preflight_selectors.access_run(request.user, run_id)
-        return Response(ApprovalSerializer(selectors.approvals_for_run(run), many=True).data)
+        filterset = ApprovalFilterSet(request.query_params, queryset=selectors.approvals_of(run))
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        return Response(ApprovalSerializer(filterset.qs, many=True).data)
 
     @extend_schema(
         request=DecisionSerializer,

@@ -3,9 +3,6 @@ reads them from its own row instead of importing promote (issue 16)."""
 
 from django.db import migrations
 
-WORDS = {"approve": "approved", "reject": "rejected"}
-
-
 def forwards(apps, schema_editor):
     Approval = apps.get_model("promote", "Approval")
     Bundle = apps.get_model("evidence", "Bundle")
@@ -15,9 +12,9 @@ def forwards(apps, schema_editor):
             {
                 "approver": a.approver.username,
                 "role": "approver",
-                "decision": WORDS.get(a.decision, a.decision),
+                "decision": a.decision,
                 "at": a.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "digest": a.subject_digest,
+                "bundle_digest": a.subject_digest,
             }
             for a in rows
         ]

@@ -33,8 +33,8 @@ def test_an_approval_appears_in_the_refreshed_pdf_and_the_bundle_still_verifies(
     with django_capture_on_commit_callbacks(execute=True):
         approval_decide(run=run, approver=approver, decision="approve", comment="Checked the diff; fine.")
     bundle.refresh_from_db()
-    assert [a["decision"] for a in bundle.approvals] == ["approved"]
-    assert [a["decision"] for a in approval_records(run.run_id)] == ["approved"]
+    assert [a["decision"] for a in bundle.approvals] == ["approve"]
+    assert approval_records(run.run_id) == bundle.approvals and bundle.approvals[0]["bundle_digest"] == bundle.digest
     path = Path(bundle.pdf_path)
     text = pdf_text(path)
     assert "approved by alice" in text and bundle.digest in text
