@@ -137,12 +137,15 @@ class ChangeForm(forms.Form):
             if value:
                 expect[field] = value
         devices = {n: data.get(f"device_{n}") or "" for n in self.device_names}
+        desired = self._desired()
+        if desired and any(t.strip() for t in devices.values()):
+            self.add_error(None, "Give either config lines or full config files (desired state), not both.")
         self.submission = services.Submission(
             lab=lab,
             title=data.get("title") or "",
             description=data.get("description") or "",
             devices={n: t for n, t in devices.items() if t.strip()},
-            desired=self._desired() or None,
+            desired=desired or None,
             intent=data.get("intent") or "",
             expect=expect or None,
             frameworks=data.get("frameworks") or [],

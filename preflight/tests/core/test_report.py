@@ -69,3 +69,14 @@ def test_markdown_cells_cannot_break_the_table(blocked: dict) -> None:
                                                        "message": "a | b\n<script>", "loss": False}])
     md = markdown_summary(hostile)
     assert "a \\| b &lt;script&gt;" in md
+
+
+def test_resilience_scenarios_are_cases_and_lost_redundancy_fails(ship: dict) -> None:
+    result = dict(ship, resilience={"scenarios": [
+        {"name": "link_down r1:eth1", "lost": [], "declared": False, "before": {}, "after": {}},
+        {"name": "node_down r2", "lost": ["r1 -> r3 (10.255.0.3)"], "declared": False, "before": {}, "after": {}},
+        {"name": "node_down r3", "lost": ["r1: route 192.0.2.0/24"], "declared": True, "before": {}, "after": {}},
+    ]})
+    cases = {c[1]: c[2] for c in report_cases(result) if c[0] == "resilience"}
+    assert cases == {"link_down r1:eth1": None, "node_down r2": "lost under node_down r2: r1 -> r3 (10.255.0.3)",
+                     "node_down r3": None}

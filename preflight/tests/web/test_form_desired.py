@@ -45,3 +45,11 @@ def test_a_hostile_upload_is_refused_next_to_its_router(page):
     answer = _post(client, **data, desired_file_r3=SimpleUploadedFile("frr.conf", (R3 + "do show run\n").encode()))
     assert answer.status_code == 400 and "`do` is not allowed" in answer.content.decode()
     assert not PreflightRun.objects.exists()
+
+
+def test_lines_and_files_together_are_refused_before_any_preview(page):
+    client, data = page
+    answer = _post(client, **data, device_r3="ip route 10.9.0.0/24 Null0",
+                   desired_file_r3=SimpleUploadedFile("frr.conf", DESIRED.encode()))
+    assert answer.status_code == 400 and "not both" in answer.content.decode()
+    assert 'id="desired-delta"' not in answer.content.decode()
