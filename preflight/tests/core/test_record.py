@@ -15,6 +15,7 @@ from preflight.core.record import lab_record, observed_invariants, record_merge
 from twin.simulator import SimulatorBackend
 from twin.topology import load_lab
 
+from .conftest import real_twin_possible, twin_leftovers
 from .examples import LABS
 
 REPO = LABS.parent
@@ -73,3 +74,24 @@ def test_command_says_what_it_added(lab: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "added 14 invariant(s) (3 must_reach, 7 prefix_present, 4 session_established); kept 8" in proc.stdout
     assert "+ session_established: node=r2, peer=10.0.23.1" in proc.stdout
+
+
+@pytest.mark.twin
+@pytest.mark.skipif(real_twin_possible() is not None, reason=str(real_twin_possible()))
+def test_record_on_a_real_twin_writes_what_real_frr_shows_and_leaves_nothing(lab: Path) -> None:
+    from twin import get_backend
+
+    seen: set[str] = set()
+
+    def progress(step: str, status: str, message: str, data: dict) -> None:
+        if step == "spawn" and isinstance(data.get("twin_id"), str):
+            seen.add(f"aegis-{data['twin_id']}-")
+
+    out = lab_record(lab, get_backend("netns"), run_id="rec-real", converge_timeout=120, progress=progress)
+    assert out["tier"] == "real"
+    assert {"session_established": {"node": "r3", "peer": "10.0.23.0"}} in out["added"]
+    assert {"prefix_present": {"node": "r2", "prefix": "10.255.0.3/32"}} in out["added"]
+    assert {"must_reach": {"from": "r2", "to": "10.255.0.1"}} in out["added"]
+    # every recorded invariant holds on the lab it was recorded from: a second record adds nothing
+    assert lab_record(lab, get_backend("netns"), run_id="rec-real-2", converge_timeout=120, progress=progress)["added"] == []
+    assert len(seen) == 2 and all(twin_leftovers(p) == [] for p in seen)
