@@ -22,7 +22,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from guardian.shortcuts import assign_perm
 
 from aegis_base.core.files import atomic_write
 from compliance.crosswalk import controls_for
@@ -458,11 +460,23 @@ def _seal_commit(
             json_path=str(out_dir / "bundle.json"),
             pdf_path=str(out_dir / "report.pdf"),
         )
+        operator_user = get_user_model().objects.filter(username=operator).first() if operator else None
+        if operator_user is not None:
+            bundle_grant_view(row, operator_user)
         try:
             export_write(staging, bundle_bytes, pdf_bytes, keys.values())
         except OSError as exc:
             raise SealError(f"cannot write the export to {out_dir}: {exc.strerror or exc}") from exc
     return row, appended
+
+
+def bundle_grant_view(bundle_row: Bundle, who: Any) -> None:
+    """Let a user or group see and download this bundle (object permission `evidence.view_bundle`).
+
+    The one access model of bundles: the run's operator gets it at sealing, the approvers' group
+    when the run needs their decision; auditors hold the permission for every bundle (their group).
+    """
+    assign_perm("evidence.view_bundle", who, bundle_row)
 
 
 def bundle_approvals_set(bundle_row: Bundle, approvals: list[dict[str, Any]]) -> Path | None:

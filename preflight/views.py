@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from aegis_base.core import policy
-from aegis_base.services import audit_record
+from evidence.models import Bundle
+from evidence.views import bundle_download_response
 from preflight import selectors, services
 from preflight.core.desired import delta_text
 from preflight.forms import ChangeForm
@@ -121,26 +120,11 @@ def run_result_json(request: HttpRequest, run_id: str) -> HttpResponse:
     return response
 
 
-def _sealed_file(path: str, root_hint: str) -> Path:
-    """A sealed file of a run, only from inside AEGIS's own directories."""
-    if not path:
-        raise Http404(f"The run has no {root_hint} yet (not sealed).")
-    file = Path(path).resolve()
-    allowed = [Path(settings.AEGIS_RUNS_DIR).resolve(), Path(settings.AEGIS_HOME).resolve()]
-    if not any(file.is_relative_to(root) for root in allowed) or not file.is_file():
-        raise Http404(f"The {root_hint} file is not available on this server.")
-    return file
-
-
 @login_required
 def run_download(request: HttpRequest, run_id: str, kind: str) -> HttpResponse:
-    """The sealed bundle (JSON) or examiner PDF of a run the user may view."""
+    """The sealed bundle (JSON) or examiner PDF of a run: the bundle browser's one download path and access rule."""
     run = selectors.access_run(request.user, run_id)
-    if kind == "bundle":
-        file = _sealed_file(run.bundle_path, "bundle")
-        content_type, name = "application/json", f"aegis-bundle-{run.run_id}.json"
-    else:
-        file = _sealed_file(run.pdf_path, "PDF")
-        content_type, name = "application/pdf", f"aegis-report-{run.run_id}.pdf"
-    audit_record(actor=request.user, action=f"run.download_{kind}", target=f"run:{run.run_id}")
-    return FileResponse(file.open("rb"), as_attachment=True, filename=name, content_type=content_type)
+    bundle = Bundle.objects.filter(run_id=run.run_id).only("pk").first()
+    if bundle is None:
+        raise Http404(f"Run {run.run_id} has no sealed bundle.")
+    return bundle_download_response(request.user, bundle.pk, "json" if kind == "bundle" else "pdf")

@@ -1,6 +1,6 @@
 """Who may see and decide what: the one set of rules, pure functions over plain data, no Django.
 
-Roles (`Actor`, `has_role`), visibility (`can_view_bundle`), who may decide on a run
+Roles (`Actor`, `has_role`), who may browse bundles (`can_browse_bundles`), who may decide on a run
 (`decide_refusal`), where a run or a bundle stands (`approval_state`, `approval_status`) and
 who may start a promotion (`promote_refusal`). The web and API ask these functions; the UI
 hiding a button is a courtesy, the refusal here is the control. The promotion gate (G2/G3)
@@ -257,8 +257,3 @@ def decide_refusal(
 
 def can_browse_bundles(actor: Actor) -> bool:
     return actor.has_role(AUDITOR)
-
-
-def can_view_bundle(actor: Actor, *, bundle_operator: str) -> bool:
-    """Auditors see every sealed bundle; an operator sees the bundles of their own runs."""
-    return actor.has_role(AUDITOR) or (actor.is_authenticated and actor.username == bundle_operator)

@@ -13,24 +13,28 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
+from guardian.shortcuts import get_objects_for_user
 
-from aegis_base.core import policy
-from aegis_base.selectors import actor_of
 from evidence.models import Bundle
 
 
 def bundles_for_user(user: Any) -> QuerySet[Bundle]:
-    """Bundles the user may see, newest first: every one for auditors, their own for operators.
+    """Bundles the user may see (`evidence.view_bundle`: on every bundle for auditors, on its own
+    bundles for an operator, on those awaiting a decision for approvers), newest first.
 
     Narrow it further with `evidence.filtersets.BundleFilterSet`.
     """
-    actor = actor_of(user)
-    qs = Bundle.objects.defer("bundle_json").order_by("-created")
-    if not actor.is_authenticated:
-        return qs.none()
-    if not actor.has_role(policy.AUDITOR):
-        qs = qs.filter(operator_username=actor.username)
-    return qs
+    if not getattr(user, "is_authenticated", False):
+        return Bundle.objects.none()
+    qs = get_objects_for_user(user, "evidence.view_bundle", klass=Bundle, accept_global_perms=True)
+    return qs.defer("bundle_json").order_by("-created")
+
+
+def may_view_bundle(user: Any, bundle: Bundle) -> bool:
+    """The one access rule of a bundle: the permission on every bundle (auditors), or on this one."""
+    return bool(getattr(user, "is_authenticated", False)) and (
+        user.has_perm("evidence.view_bundle") or user.has_perm("evidence.view_bundle", bundle)
+    )
 
 
 def bundle_facets(user: Any) -> dict[str, list[str]]:
@@ -58,8 +62,8 @@ def bundle_or_404(bundle_id: Any) -> Bundle:
 def access_bundle(user: Any, bundle_id: Any) -> Bundle:
     """One bundle, if the user may see it. Http404 when unknown, PermissionDenied when not allowed."""
     bundle = bundle_or_404(bundle_id)
-    if not policy.can_view_bundle(actor_of(user), bundle_operator=bundle.operator_username):
-        raise PermissionDenied("Only auditors and the operator of the run see this bundle.")
+    if not may_view_bundle(user, bundle):
+        raise PermissionDenied("Only auditors, the operator of the run and its approvers see this bundle.")
     return bundle
 
 

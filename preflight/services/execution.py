@@ -24,7 +24,8 @@ from guardian.shortcuts import assign_perm
 
 from aegis_base.core import policy
 from aegis_base.core.files import atomic_write
-from evidence.services import run_seal
+from evidence.models import Bundle
+from evidence.services import bundle_grant_view, run_seal
 from perimeter.egress import EgressRefused
 from preflight.core.change import ChangeError
 from preflight.core.guards import GuardRejection
@@ -273,6 +274,10 @@ def _run_seal(run: PreflightRun, result: dict[str, Any]) -> None:
         pdf_path=str(outcome.pdf_path or ""),
     )
     run.bundle_digest = str(outcome.digest)
+    if run.verdict == "needs_approval":
+        # The approvers who may see the run may see (and download) its evidence.
+        approvers, _ = Group.objects.get_or_create(name=policy.APPROVER)
+        bundle_grant_view(Bundle.objects.get(pk=outcome.bundle_id), approvers)
     event_append(
         run=run,
         step="seal",

@@ -53,8 +53,10 @@ EXPECTED = {
     "approval queue": (403, 200, 403, 403, L),
     "decision page": (403, 200, 403, 403, L),
     "bundle browser": (403, 403, 200, 403, L),
-    "bundle page": (200, 403, 200, 403, L),
-    "bundle PDF": (200, 403, 200, 403, L),
+    # One access model for evidence (object permission evidence.view_bundle): the approvers see the
+    # bundle of a run awaiting their decision, as they see its run page and PDF.
+    "bundle page": (200, 200, 200, 403, L),
+    "bundle PDF": (200, 200, 200, 403, L),
     "api submit": (400, 403, 403, 403, 401),
     "api runs": (200, 200, 200, 200, 401),  # a list filtered to what each may see
     "api run": (200, 200, 403, 403, 401),
@@ -63,11 +65,11 @@ EXPECTED = {
     "api approvals": (200, 200, 403, 403, 401),
     "api decide": (403, 400, 403, 403, 401),
     "api queue": (403, 200, 403, 403, 401),
-    "api bundles": (200, 200, 200, 403, 401),  # filtered: operators their own, approvers none
-    "api bundle": (200, 403, 200, 403, 401),
-    "api bundle json": (200, 403, 200, 403, 401),
-    "api bundle pdf": (200, 403, 200, 403, 401),
-    "api verify": (200, 403, 200, 403, 401),
+    "api bundles": (200, 200, 200, 403, 401),  # filtered: operators their own, approvers those awaiting them
+    "api bundle": (200, 200, 200, 403, 401),
+    "api bundle json": (200, 200, 200, 403, 401),
+    "api bundle pdf": (200, 200, 200, 403, 401),
+    "api verify": (200, 200, 200, 403, 401),
 }
 PERSONAS = ["operator", "approver", "auditor", "outsider", "anonymous"]
 
