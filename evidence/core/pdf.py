@@ -550,6 +550,59 @@ class _Report:
         ):
             if diff.get(key):
                 story += [self.para(label, "h3"), self.mono("\n".join(_item(x) for x in diff[key]))]
+        return story + self.dataplane_part() + self.resilience_part()
+
+    def dataplane_part(self) -> list:
+        """The FIB diff: what changed for traffic, per (ingress, destination class), and its witnesses."""
+        dp = self.result.get("dataplane")
+        if not isinstance(dp, dict):
+            return []
+        story = [self.para("Forwarding tables before and after (every router's kernel FIB)", "h3")]
+        if dp.get("skipped"):
+            return story + [self.none(f"Not computed: {dp['skipped']}.")]
+        story.append(self.para(
+            f"{_t(dp.get('classes'))} destination classes x {_t(dp.get('ingresses'))} ingress routers = "
+            f"{_t(dp.get('pairs_checked'))} pairs followed (IPv4 and IPv6, every ECMP branch); looping pairs "
+            f"{_t((dp.get('pairs_looping') or {}).get('before'))} -> {_t((dp.get('pairs_looping') or {}).get('after'))}, "
+            f"dropped {_t((dp.get('pairs_dropped') or {}).get('before'))} -> "
+            f"{_t((dp.get('pairs_dropped') or {}).get('after'))}. Destination-based forwarding of the default VRF "
+            "only: no ACLs, policy routing or NAT."))
+        changed = dp.get("changed") or []
+        if changed:
+            rows = [[c.get("kind") + (" (declared)" if c.get("declared") else ""), c.get("text")] for c in changed[:200]]
+            story.append(self.table(["kind", "statement"], rows, [0.16, 0.84]))
+        else:
+            story.append(self.none("No (ingress, destination) pair forwards differently."))
+        witnessed = dp.get("witnessed") or []
+        if witnessed:
+            story.append(self.para("Witnessed by real packets (ping in the twin)", "h3"))
+            rows = [[f"{w.get('from')} -> {w.get('address')}", w.get("expected") or "-", w.get("result"), w.get("why")]
+                    for w in witnessed]
+            story.append(self.table(["ping", "expected", "result", "why"], rows, [0.22, 0.13, 0.13, 0.52],
+                                    mono_cols=(0,)))
+        return story
+
+    def resilience_part(self) -> list:
+        """Failure scenarios: the same failures before and after the change, and what they lose."""
+        res = self.result.get("resilience")
+        if not isinstance(res, dict):
+            return []
+        story = [self.para("Failure scenarios (N-1) before and after the change", "h3")]
+        scenarios = res.get("scenarios") or []
+        if not scenarios:
+            return story + [self.none("No failure scenario ran for this change.")]
+        story.append(self.para("Survivors under each failure: loopback pairs reachable / BGP sessions up / routes."))
+        rows = []
+        for sc in scenarios:
+            b, a = sc.get("before") or {}, sc.get("after") or {}
+            lost = sc.get("lost") or []
+            lost_text = ("; ".join(str(x) for x in lost[:12]) + (f"; and {len(lost) - 12} more" if len(lost) > 12 else "")
+                         ) if lost else "-"
+            if lost:
+                lost_text = ("declared: " if sc.get("declared") else "REDUNDANCY LOST: ") + lost_text
+            rows.append([sc.get("name"), f"{b.get('reachable_pairs')} / {b.get('sessions_up')} / {b.get('routes')}",
+                         f"{a.get('reachable_pairs')} / {a.get('sessions_up')} / {a.get('routes')}", lost_text])
+        story.append(self.table(["scenario", "before", "after", "lost"], rows, [0.2, 0.14, 0.14, 0.52], mono_cols=(0,)))
         return story
 
     def ledger_part(self) -> list:

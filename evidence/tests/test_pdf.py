@@ -103,3 +103,36 @@ def test_pdf_with_a_minimal_result_still_renders(key):
     _, pdf = render(result, key, page_size="A4")
     text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
     assert "BLOCKED" in text and "Rollback was not rehearsed" in text
+
+
+def test_pdf_shows_the_fib_diff_its_witnesses_and_the_failure_scenarios(key):
+    # The shapes a real fabric run wrote (labs/fabric/changes/forwarding_loop.yml, single_homed.yml).
+    result = result_fixture("blocked")
+    result["dataplane"] = {
+        "classes": 25, "ingresses": 6, "pairs_checked": 150, "pairs_looping": {"before": 0, "after": 3},
+        "pairs_dropped": {"before": 84, "after": 81}, "seconds": 0.08, "notes": [],
+        "changed": [{"kind": "loop", "family": "ipv4", "ranges": ["10.77.0.0/16"], "declared": False,
+                     "ingresses": ["leaf2", "leaf3", "spine1"], "before": ["dropped@ingress:no route"],
+                     "after": ["loop@leaf3,spine1"], "witness_address": "10.77.0.1",
+                     "text": "from leaf2, leaf3, spine1, 10.77.0.0/16 now looping (leaf3, spine1) "
+                             "(was dropped at the ingress (no route))"}],
+        "witnessed": [{"statement": "…", "kind": "loop", "from": "leaf2", "address": "10.77.0.1",
+                       "expected": "ttl_exceeded", "note": "", "result": "agree",
+                       "why": "the packet saw ttl_exceeded, as computed",
+                       "probe": {"replied": False, "ttl_exceeded": True, "unreachable": False,
+                                 "output": "From 10.1.0.11 icmp_seq=1 Time to live exceeded"}}]}
+    result["dataplane"]["loops"] = result["dataplane"]["changed"]
+    result["dataplane"]["blackholes"] = []
+    result["resilience"] = {"seconds": 72.5, "redundancy_removed_declared": [], "scenarios": [{
+        "name": "node_down spine2", "kind": "node_down", "source": "lab", "declared": False,
+        "before": {"reachable_pairs": 26, "sessions_up": 14, "routes": 52},
+        "after": {"reachable_pairs": 18, "sessions_up": 12, "routes": 44},
+        "lost": ["leaf1 -> leaf3 (10.254.0.5)", "leaf1: route 10.254.0.5/32"], "gained": [],
+        "seconds": {"before": 12.3, "after": 23.1}, "settled": {"before": True, "after": True}}]}
+    _, pdf = render(result, key, page_size="A4")
+    assert all(c.ok for c in verify_bytes(pdf, {key.keyid: key.public_key}))
+    text = " ".join(subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True,
+                                   check=True).stdout.decode().split())
+    assert "150 pairs followed" in text and "10.77.0.0/16 now looping (leaf3, spine1)" in text
+    assert "Witnessed by real packets" in text and "leaf2 -> 10.77.0.1" in text and "agree" in text
+    assert "node_down spine2" in text and "REDUNDANCY LOST: leaf1 -> leaf3 (10.254.0.5)" in text

@@ -103,3 +103,18 @@ def test_the_run_page_shows_the_per_line_ledger_and_the_inferred_intent(
     page = operator_client.get(answer["Location"]).content.decode()
     assert "Per-line ledger" in page and "ip ospf cost 10" in page and "not applied" in page
     assert "inferred from the lines" in page and "announces 10.42.0.0/24" in page
+
+
+def test_the_run_page_shows_the_fib_diff_and_the_failure_scenarios(
+    operator_client, lab, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = operator_client.post("/preflight/", {**_form(), "lab": lab.pk})
+    run = PreflightRun.objects.get()
+    assert run.result["resilience"]["scenarios"], "the simulator runs the derived link failures too"
+    page = operator_client.get(answer["Location"]).content.decode()
+    assert "Forwarding tables: what changed for traffic" in page
+    assert f"{run.result['dataplane']['pairs_checked']} pairs followed" in page
+    assert "Failure scenarios, before and after the change" in page
+    for sc in run.result["resilience"]["scenarios"]:
+        assert sc["name"] in page
