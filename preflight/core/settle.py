@@ -32,8 +32,10 @@ OSPF_DEAD_DEFAULT_S = 40.0  # FRR does not derive dead from hello: 40 s unless s
 BFD_DETECT_MULTIPLIER = 3
 BFD_RX_MS = 300
 
-# Lines that can take a link down or change what a link carries.
-_LINK = re.compile(r"^(no\s+)?(shutdown|ip\s+address|ipv6\s+address|link-detect|mtu|multicast)\b")
+# Lines that can take a link down or take away what a session runs over. An added address
+# cannot end a session (an address added to a loopback used to cost the campus lab a 9 s wait
+# for nothing); its removal can, and a renumbering always comes with one.
+_LINK = re.compile(r"^(shutdown|no\s+ip\s+address|no\s+ipv6\s+address|(no\s+)?link-detect|(no\s+)?mtu)\b")
 # Lines that create, remove or re-parameterise a routing session or adjacency.
 _BGP_SESSION = re.compile(r"^(no\s+)?(neighbor\s+\S+\s+(remote-as|shutdown|update-source|ebgp-multihop|ttl-security|"
                           r"interface|peer-group|local-as|password|bfd|capability|passive|disable-connected-check)"

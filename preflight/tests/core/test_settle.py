@@ -59,6 +59,7 @@ def test_bgp_hold_from_the_lab(topo, seconds, source):
     "router bgp 1\n neighbor 10.0.0.1 description peer\n",
     "ip prefix-list P seq 5 permit 10.0.0.0/8\n",
     "interface eth1\n description uplink\n",
+    "interface lo\n ip address 10.255.9.1/32\n",  # an added address ends no session
 ])
 def test_changes_that_touch_no_link_session_or_timer_have_no_window(lines):
     w = settle_window(bgp_lab(), change({"r1": lines}), converge_timeout=100)
