@@ -184,8 +184,3 @@ def frameworks_check(frameworks: list[str] | tuple[str, ...]) -> list[str]:
             f"unknown framework(s) {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
         )
     return list(dict.fromkeys(frameworks))
-
-
-def framework_get(framework_id: str) -> Framework:
-    frameworks_check([framework_id])
-    return catalogues_load()[framework_id]

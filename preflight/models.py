@@ -91,10 +91,9 @@ class PreflightRun(models.Model):
     blast = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)  # why the run failed, in words an operator can act on
     last_seq = models.IntegerField(default=0)  # highest RunEvent.seq; allocated under a row lock
-    # Set once the evidence bundle is sealed.
+    # The seal digest once the evidence is sealed: the link to its `evidence.Bundle` row, which
+    # holds the seal state (files, ledger index, decisions); decisions bind to it.
     bundle_digest = models.CharField(max_length=100, blank=True)
-    bundle_path = models.CharField(max_length=500, blank=True)
-    pdf_path = models.CharField(max_length=500, blank=True)
     created = models.DateTimeField(default=timezone.now, db_index=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)

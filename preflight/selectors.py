@@ -17,7 +17,7 @@ from guardian.shortcuts import get_objects_for_user
 
 from aegis_base.core import policy
 from aegis_base.selectors import actor_of, roles_of  # noqa: F401 - preflight's views ask selectors.*
-from preflight.models import ChangeRequest, Lab, PreflightRun, RunEvent
+from preflight.models import Lab, PreflightRun, RunEvent
 
 # The steps a run goes through, in order, as the run page lists them (CONTRACTS.md).
 PIPELINE_STEPS = (
@@ -79,12 +79,6 @@ def runs_for_user(user: Any) -> QuerySet[PreflightRun]:
     if user.is_superuser:
         return base
     return get_objects_for_user(user, "preflight.view_preflightrun", klass=base, accept_global_perms=False)
-
-
-def changes_for_user(user: Any) -> QuerySet[ChangeRequest]:
-    if not getattr(user, "is_authenticated", False):
-        return ChangeRequest.objects.none()
-    return ChangeRequest.objects.filter(operator=user).select_related("lab")
 
 
 def my_runs(user: Any, *, limit: int = 50) -> list[PreflightRun]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 # Every namespace, run directory and process AEGIS creates carries this prefix, so the
@@ -197,7 +196,3 @@ class Backend(Protocol):
     tier: str  # "real" | "simulated"
 
     def spawn(self, topology: Topology, run_id: str, progress: Progress = no_progress) -> Twin: ...
-
-
-def lab_dir_of(topology: Topology) -> Path:
-    return Path(topology.source).parent

@@ -268,11 +268,7 @@ def _run_seal(run: PreflightRun, result: dict[str, Any]) -> None:
         run.error = f"Sealing failed: {exc}"
         event_append(run=run, step="seal", status="failed", message=f"Sealing failed: {exc}")
         return
-    PreflightRun.objects.filter(pk=run.pk).update(
-        bundle_digest=str(outcome.digest),
-        bundle_path=str(outcome.bundle_path or ""),
-        pdf_path=str(outcome.pdf_path or ""),
-    )
+    PreflightRun.objects.filter(pk=run.pk).update(bundle_digest=str(outcome.digest))
     run.bundle_digest = str(outcome.digest)
     if run.verdict == "needs_approval":
         # The approvers who may see the run may see (and download) its evidence.

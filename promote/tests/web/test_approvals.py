@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from aegis_base.models import AuditEntry
-from evidence.models import LedgerEntry
+from evidence.models import Bundle, LedgerEntry
 from preflight.models import RunEvent
 from preflight.selectors import approval_queue, run_approval_state
 from preflight.tests.web.fixtures import NEEDS_APPROVAL, SHIP_READY
@@ -48,7 +48,7 @@ def test_an_approval_is_recorded_audited_ledgered_and_streamed(
     # and the examiner PDF now names the approver and the decision
     from pypdf import PdfReader
 
-    text = "".join(page.extract_text() for page in PdfReader(waiting.pdf_path).pages)
+    text = "".join(page.extract_text() for page in PdfReader(Bundle.objects.get(run_id=waiting.run_id).pdf_path).pages)
     assert "approved by alice" in text
 
 

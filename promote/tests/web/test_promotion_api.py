@@ -230,8 +230,8 @@ def test_the_bundle_may_be_given_as_the_examiner_pdf(approved):
 
     from promote.services import bundle_read
 
-    run, _, bundle = approved
-    assert bundle_read(Path(run.pdf_path).read_bytes()) == json.loads(bundle.bundle_json)
+    _, _, bundle = approved
+    assert bundle_read(Path(bundle.pdf_path).read_bytes()) == json.loads(bundle.bundle_json)
 
 
 def test_an_approval_is_spent_once_all_or_none(db):
