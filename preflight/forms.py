@@ -10,6 +10,7 @@ from django.conf import settings
 from compliance.selectors import framework_choices
 from preflight import services
 from preflight.core.change import MAX_DEVICE_BYTES
+from preflight.core.resilience import failures_option
 from preflight.models import Lab
 
 EXPECT_HELP = {
@@ -64,6 +65,18 @@ class ChangeForm(forms.Form):
     )
     frameworks = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     backend = forms.ChoiceField(help_text="netns: real FRR daemons. simulator: quick, never promotable.")
+    failures = forms.CharField(
+        required=False, max_length=10, label="Failure scenarios",
+        widget=forms.TextInput(attrs={"placeholder": "auto", "size": 6}),
+        help_text="Run before and after the change: auto (the lab's and one per link of the changed routers), "
+                  "all, none, or a number.",
+    )
+
+    def clean_failures(self) -> str | None:
+        try:
+            return failures_option(self.cleaned_data.get("failures"))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def __init__(self, *args: Any, lab: Lab | None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -150,6 +163,7 @@ class ChangeForm(forms.Form):
             expect=expect or None,
             frameworks=data.get("frameworks") or [],
             backend=data.get("backend") or "",
+            options={"failures": data["failures"]} if data.get("failures") else {},
             source="form",
         )
         return data

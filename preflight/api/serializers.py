@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from preflight.core.resilience import failures_option
 from preflight.models import PreflightRun, RunEvent
 from preflight.selectors import run_approval_state
 
@@ -66,6 +67,17 @@ class RunSubmitSerializer(serializers.Serializer):
     backend = serializers.ChoiceField(
         choices=["netns", "simulator"], required=False, allow_blank=True, default=""
     )
+    failures = StrictCharField(
+        required=False, allow_blank=True, default="", max_length=10,
+        help_text="Failure scenarios before and after the change: auto (default: the lab's and one per link of "
+                  "the changed routers, at most AEGIS_FAILURE_SCENARIOS_MAX), all, none, or a number",
+    )
+
+    def validate_failures(self, value: str) -> str | None:
+        try:
+            return failures_option(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class RunAcceptedSerializer(serializers.Serializer):

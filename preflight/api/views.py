@@ -78,6 +78,7 @@ class RunSubmitView(AegisAPIView):
             expect=data["expect"],
             frameworks=data["frameworks"],
             backend=data["backend"],
+            options={"failures": data["failures"]} if data.get("failures") else {},
             source="api",
             via="api",
         )

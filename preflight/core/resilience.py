@@ -30,6 +30,19 @@ ALL_SCENARIOS = "*"  # in expect.redundancy_removed: every scenario may lose red
 MAX_LOST_SHOWN = 3
 
 
+def failures_option(value: object) -> str | None:
+    """The `failures` run option as given on the CLI, the form or the API: all | none | auto | N.
+
+    Returns the normalised value (None for auto/empty); raises ValueError with what to write.
+    """
+    text = str(value).strip().lower() if value is not None else ""
+    if text in ("", "auto"):
+        return None
+    if text in ("all", "none") or (text.isdigit() and len(text) <= 4):
+        return text
+    raise ValueError(f"failures must be all, none, auto or a number of scenarios, not {value!r}")
+
+
 def scenario_name(kind: str, node: str, interface: str | None = None) -> str:
     return f"link_down {node}:{interface}" if kind == "link_down" else f"node_down {node}"
 

@@ -48,7 +48,7 @@ Observer = Callable[[str, str, str, dict[str, Any]], None]
 # Run options (PreflightRun.options) that are keyword arguments of `run_preflight`, with their
 # type; a run's own value wins over the site default. Add a pipeline option here and in the
 # Submission that sets it.
-PIPELINE_OPTIONS: dict[str, type] = {"converge_timeout": float}
+PIPELINE_OPTIONS: dict[str, type] = {"converge_timeout": float, "failures": str}
 
 
 class RunAborted(Exception):

@@ -39,6 +39,7 @@ from preflight.core.desired import change_from_desired, delta_text, desired_read
 from preflight.core.gitrange import git_desired
 from preflight.core.guards import GuardRejection
 from preflight.core.report import input_error_reports, junit_xml, markdown_summary
+from preflight.core.resilience import failures_option
 from preflight.models import PreflightRun
 from twin import BACKENDS
 from twin.base import TopologyError, TwinError
@@ -82,6 +83,10 @@ class Command(BaseCommand):
                                  "default AEGIS_TWIN_AGENTS)")
         parser.add_argument("--agent-token-file", metavar="FILE",
                             help="bearer token file for the agents (default AEGIS_AGENT_TOKEN_FILE)")
+        parser.add_argument("--failures", metavar="all|none|N",
+                            help="failure scenarios run before and after the change: the lab's and one per link of "
+                                 "the changed routers, at most AEGIS_FAILURE_SCENARIOS_MAX (default); all; none; "
+                                 "or at most N")
         parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
         parser.add_argument("--out", help="folder for the run's files (default: AEGIS_RUNS_DIR/<run id>)")
         parser.add_argument("--timeout", type=float, default=None,
@@ -140,6 +145,12 @@ class Command(BaseCommand):
         options: dict[str, Any] = {}
         if opts.get("timeout") is not None:
             options["converge_timeout"] = opts["timeout"]
+        try:
+            failures = failures_option(opts.get("failures"))
+        except ValueError as exc:
+            raise InputError(f"--failures: {exc}") from None
+        if failures is not None:
+            options["failures"] = failures
         if opts["backend"] == "http":
             agents = opts.get("agent") or list(settings.AEGIS_TWIN_AGENTS)
             if not agents:

@@ -94,6 +94,14 @@ def test_json_prints_one_object(tmp_path):
     assert "spawn" in err  # progress goes to stderr so stdout stays one JSON object
 
 
+def test_failures_none_on_the_command_line_runs_no_scenario(tmp_path):
+    rc, out, _ = preflight(str(TRIANGLE), "--change", str(CHANGES / "ship_ready.yml"), "--backend", "simulator",
+                           "--failures", "none", "--json", "--out", str(tmp_path))
+    assert rc == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["resilience"]["scenarios"] == [] and "resilience_baseline" in result["timings"]
+
+
 def test_default_out_is_a_new_folder_under_runs(tmp_path, settings):
     settings.AEGIS_RUNS_DIR = tmp_path / "runs"
     rc, out, _ = preflight(str(TRIANGLE), "--change", str(CHANGES / "ship_ready.yml"), "--backend", "simulator")
@@ -106,6 +114,8 @@ def test_default_out_is_a_new_folder_under_runs(tmp_path, settings):
     (["labs/nope", "--change", str(CHANGES / "ship_ready.yml")], "lab folder labs/nope does not exist"),
     ([str(TRIANGLE), "--change", "/nonexistent.yml"], "change file /nonexistent.yml does not exist"),
     ([str(TRIANGLE), "--change", str(CHANGES / "guard_rejected.yml")], "device r3, line 2: `do` is not allowed"),
+    ([str(TRIANGLE), "--change", str(CHANGES / "ship_ready.yml"), "--failures", "many"],
+     "--failures: failures must be all, none, auto or a number"),
 ])
 def test_input_errors_exit_2_with_what_to_fix(args, fragment):
     rc, out, err = preflight(*args, "--backend", "simulator")

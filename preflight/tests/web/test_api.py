@@ -89,6 +89,8 @@ def test_submit_answers_202_with_the_run_id_and_the_run_can_be_followed(
             "not a valid choice",
         ),
         ({"lab": "triangle", "title": "t"}, ("non_field_errors",), "at least one device"),
+        ({"lab": "triangle", "title": "t", "devices": {"r3": "ip route 10.9.0.0/24 Null0\n"}, "failures": "some"},
+         ("failures",), "failures must be all, none, auto or a number"),
         # numbers are not config lines: refused, never coerced to "123"
         ({"lab": "triangle", "title": "t", "devices": {"r3": 123}}, ("devices", "r3"), "Must be a string"),
         ({"lab": "triangle", "title": 7, "devices": {"r3": "ip route 10.9.0.0/24 Null0\n"}}, ("title",),
@@ -146,3 +148,15 @@ def test_the_openapi_schema_describes_the_api_and_the_docs_page_is_self_hosted(c
     assert "https://" not in page and "http://" not in page  # no CDN: this runs air-gapped
     asset = client.get("/api/docs/assets/swagger-ui-bundle.js")
     assert asset.status_code == 200 and b"SwaggerUIBundle" in b"".join(asset.streaming_content)
+
+
+def test_failures_none_runs_no_failure_scenario(api, django_capture_on_commit_callbacks):
+    body = {"lab": "triangle", "title": "t", "devices": {"r3": "ip route 10.9.0.0/24 Null0\n"},
+            "backend": "simulator", "failures": "none"}
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = api.post("/api/preflight/run", body, format="json")
+    assert answer.status_code == 202, answer.content
+    run = PreflightRun.objects.get()
+    assert run.options["failures"] == "none"
+    run.refresh_from_db()
+    assert run.result["resilience"]["scenarios"] == []

@@ -118,3 +118,12 @@ def test_the_run_page_shows_the_fib_diff_and_the_failure_scenarios(
     assert "Failure scenarios, before and after the change" in page
     for sc in run.result["resilience"]["scenarios"]:
         assert sc["name"] in page
+
+
+
+def test_the_form_refuses_a_bad_failures_value_next_to_the_field(operator_client, lab):
+    answer = operator_client.post("/preflight/", {**_form(failures="lots"), "lab": lab.pk})
+    page = answer.content.decode()
+    assert answer.status_code == 400 and "failures must be all, none, auto or a number" in page
+    assert page.index('id="id_failures"') < page.index("failures must be")
+    assert PreflightRun.objects.count() == 0
