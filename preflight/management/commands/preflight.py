@@ -228,8 +228,10 @@ class Command(BaseCommand):
                 self._input_error(run.error, as_json)
             raise CommandError(f"run {run.run_id} failed: {run.error}")
         result = run.result or {}
-        result_path = services.run_folder(run) / "result.json"
-        extra = _seal_state(run, sealing=not opts["no_seal"])
+        # The run keeps its folder resolved (a worker may be elsewhere); the user sees it as they gave it.
+        folder = Path(opts["out"]) if opts.get("out") else services.run_folder(run)
+        result_path = folder / "result.json"
+        extra = _seal_state(run, folder, sealing=not opts["no_seal"])
         seal = {"digest": extra.get("seal_digest"), "ledger_index": extra.get("ledger_index"),
                 "bundle_path": extra.get("bundle_path"), "error": extra.get("seal_error")}
         _write_report(opts.get("junit"), junit_xml(result, seal=seal))
@@ -333,14 +335,15 @@ def _invalid_message(exc: services.ChangeInvalid, opts: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _seal_state(run: PreflightRun, *, sealing: bool) -> dict[str, Any]:
+def _seal_state(run: PreflightRun, folder: Path, *, sealing: bool) -> dict[str, Any]:
     """What the seal left, for the summary and --json: the Bundle row, or why there is none."""
     if not sealing:
         return {}
     bundle = Bundle.objects.filter(run_id=run.run_id).first()
     if bundle is None:
         return {"seal_error": run.error.removeprefix("Sealing failed: ") or "the run was not sealed"}
-    return {"seal_digest": bundle.digest, "bundle_path": bundle.json_path, "pdf_path": bundle.pdf_path,
+    return {"seal_digest": bundle.digest, "bundle_path": str(folder / Path(bundle.json_path).name),
+            "pdf_path": str(folder / Path(bundle.pdf_path).name),
             "ledger_index": bundle.ledger_index}
 
 
