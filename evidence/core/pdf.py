@@ -769,7 +769,7 @@ class _Report:
         if not controls:
             return story + [
                 self.none(
-                    "No control mapping was recorded for this bundle (no framework selected, or the compliance catalogue was not installed when it was sealed)."
+                    "No control mapping was recorded for this bundle (no framework was selected when it was sealed)."
                 )
             ]
         state_colour = {"satisfied": "#1a7f37", "not_satisfied": "#b3261e", "pending": "#9a6700"}
