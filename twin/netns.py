@@ -44,6 +44,7 @@ from .base import (
 )
 from .fib import fib_links, fib_normalize
 from .loadlog import classify_vtysh_output
+from .netwatch import RouteWatch
 from .reap import twin_reap_orphans
 
 FRR_DIR = Path("/usr/lib/frr")
@@ -64,6 +65,12 @@ ROUTER_SYSCTLS = (
     # Keep addresses on an interface that goes down (as FRR on a production box expects).
     "net.ipv6.conf.all.keep_addr_on_down=1",
 )
+RMAP_DELAY_DEFAULT_S = 5.0  # bgpd's `bgp route-map delay-timer` default (FRR 8.4)
+RMAP_DELAY_MARGIN_S = 1.0
+_POLICY_LINE = re.compile(r"^\s*(no\s+)?(route-map|ip prefix-list|ipv6 prefix-list|bgp (large-|ext)?community-list|"
+                          r"bgp as-path access-list|access-list|ipv6 access-list|match |set |bgp route-map delay-timer)",
+                          re.M)
+_RMAP_DELAY = re.compile(r"^\s*bgp route-map delay-timer (\d+)", re.M)
 OSPF_MIN_STABLE_S = 6.5  # see _min_stable_for(): ospfd's 5 s ABR task delay plus a margin
 OSPF_NSSA_MIN_STABLE_S = 12.0  # NSSA translation takes a second ABR task pass
 _NSSA_RE = re.compile(r"^\s*area \S+ nssa\b", re.M)
@@ -174,6 +181,9 @@ class NetnsBackend:
 class NetnsTwin:
     """A running lab in namespaces. Call `teardown()` in `finally`."""
 
+    # converge() takes `not_before` (a monotonic deadline; docs/dev/CONTRACTS.md, settle window).
+    converge_not_before = True
+
     def __init__(self, topology: Topology, run_id: str | None = None, tunnels: list[Tunnel] | None = None) -> None:
         self.topology = topology
         # Links whose far end is on another twin host (twin/split.py): VXLAN devices.
@@ -195,6 +205,8 @@ class NetnsTwin:
         self._holder_procs: list[subprocess.Popen[bytes]] = []
         self._torn_down = False
         self._apply_seq = 0
+        # Monotonic moment before which the network is not believed settled (see _policy_touched).
+        self._policy_not_before = 0.0
         self._reach_seed: int | None = None
         self.state: dict[str, Any] = {}
         self.host_tuning: list[str] = []
@@ -501,7 +513,7 @@ class NetnsTwin:
         daemons = self.topology.nodes[node].daemons
         cmds: list[str] = []
         if "bgpd" in daemons:
-            cmds.append("show bgp vrf all summary json")
+            cmds += ["show bgp vrf all summary json", "show bgp vrf all neighbors json"]
         if "ospfd" in daemons:
             cmds += ["show ip ospf interface json", "show ip ospf neighbor json"]
         if "ospf6d" in daemons:
@@ -525,6 +537,11 @@ class NetnsTwin:
             else:
                 sig.append(f"bgp {peer} {state}")
                 moving.append(f"{node}: bgp {peer} {state}")
+        # A session that has just come up sends its table after the update-group coalesce time
+        # (about 1 s in FRR 8.4), ending it with End-of-RIB: until then its routes are still to
+        # come, whatever the FIB shows. Only asked of peers that negotiated graceful restart
+        # (FRR's default: helper), the ones that send End-of-RIB.
+        moving += [f"{node}: {what}" for what in _bgp_pending(values.get("show bgp vrf all neighbors json"))]
         for ifname, ifstate in _ospf_interfaces(values.get("show ip ospf interface json")).items():
             sig.append(f"ospf if {ifname} {ifstate}")
             if ifstate == "Waiting":
@@ -562,7 +579,8 @@ class NetnsTwin:
             return OSPF_NSSA_MIN_STABLE_S
         return OSPF_MIN_STABLE_S
 
-    def converge(self, timeout: float, stable_for: float = 3.0, quiet_for: float | None = None) -> ConvergeResult:
+    def converge(self, timeout: float, stable_for: float = 3.0, quiet_for: float | None = None,
+                 not_before: float | None = None) -> ConvergeResult:
         """Wait until the network has settled; a predicate, never a fixed sleep.
 
         Settled = every BGP session Established, no OSPF interface Waiting, OSPF neighbours
@@ -572,16 +590,52 @@ class NetnsTwin:
         an admin shutdown, a VRF the kernel lacks) must not stall the run: when everything,
         down sessions included, has been unchanged for `quiet_for` seconds (default
         max(3 x stable_for, 15 s)) the network counts as settled and the down sessions are
-        listed in `down`. `seconds` runs from this call to the moment the final state was
-        first seen. The FIB is read from /proc/<holder>/net (no process per poll); vtysh is
-        asked only once the FIB has been still for a moment.
+        listed in `down`. `not_before` (a `time.monotonic()` value) is a moment before which
+        the network is not believed settled, whatever it shows: a protocol timer that must run
+        out (docs/dev/CONTRACTS.md, settle window). `seconds` runs from this call to the moment
+        the final state was first seen.
+
+        Event-driven: the kernel tells us when a router's routes change (rtnetlink, `netwatch`),
+        so nothing is polled while the network moves; vtysh is asked once the FIB has been
+        still for a moment (to date protocol changes) and again when the window is about to
+        close (the sweep that decides), plus every `check_every` while something is in a
+        transient state.
         """
         stable_for = max(stable_for, self._min_stable_for())
         # Longer than BGP's 10 s connect-retry (datacenter profile): a first connect that failed
         # under load is retried once before a down session counts as down for good.
         quiet = quiet_for if quiet_for is not None else max(3 * stable_for, 15.0)
         t0 = time.monotonic()
-        last_fib: dict[str, str] = {}
+        not_before = max(not_before or t0, self._policy_not_before)
+        try:
+            watch: RouteWatch | None = RouteWatch({n: self.ns(n) for n in self.routers})
+        except OSError:
+            watch = None  # no rtnetlink here (should not happen as root): fall back to polling /proc
+        try:
+            return self._converge(watch, t0, timeout, stable_for, quiet, not_before)
+        finally:
+            if watch is not None:
+                watch.close()
+
+    @staticmethod
+    def _sweep_due(now: float, fib_last_change: float, settled_at: float, proto_checked: float,
+                   moving: list[str], down: list[str], stable_for: float, quiet: float, not_before: float,
+                   check_every: float) -> bool:
+        """Whether to ask every router's daemons now (the FIB has been still for a moment)."""
+        if proto_checked <= fib_last_change:
+            return True  # routes moved since the last look: learn (and date) the protocol state
+        if moving:
+            return now - proto_checked >= check_every  # a transient state: watch it progress
+        # The look that decides, once the window (or, with sessions down, the quiet time) has run.
+        target = max(settled_at + (quiet if down else stable_for), not_before) - 0.05
+        if now >= target > proto_checked:
+            return True
+        # A down session may still come up (connect-retry): look now and then, to date it.
+        return bool(down) and now - proto_checked >= max(check_every, stable_for)
+
+    def _converge(self, watch: RouteWatch | None, t0: float, timeout: float, stable_for: float, quiet: float,
+                  not_before: float) -> ConvergeResult:
+        last_fib = {n: self._fib(n) for n in self.routers}
         fib_changed = {n: t0 for n in self.routers}
         proto_sig: tuple[Any, ...] | None = None
         proto_changed = t0
@@ -589,15 +643,15 @@ class NetnsTwin:
         down: list[str] = []
         moving: list[str] = ["protocols not checked yet"]
         check_every = max(0.5, 0.02 * len(self.routers))
+        # FIB still this long before vtysh is asked at all (a sweep costs one process per router).
+        first_look = min(0.5, stable_for / 2)
         while True:
             now = time.monotonic()
-            for n in self.routers:
-                fib = self._fib(n)
-                if last_fib.get(n) != fib:
-                    last_fib[n] = fib
-                    fib_changed[n] = now
             fib_last_change = max(fib_changed.values(), default=t0)
-            if now - fib_last_change >= min(0.5, stable_for / 2) and now - proto_checked >= check_every:
+            settled_at = max(fib_last_change, proto_changed)
+            if now - fib_last_change >= first_look and self._sweep_due(
+                    now, fib_last_change, settled_at, proto_checked, moving, down, stable_for, quiet, not_before,
+                    check_every):
                 results = _parallel(self._protocol_state, self.routers)
                 proto_checked = time.monotonic()
                 sig = tuple(tuple(r[0]) for r in results)
@@ -609,22 +663,56 @@ class NetnsTwin:
                     if proto_sig is not None:
                         proto_changed = proto_checked
                     proto_sig = sig
+                # Routes that moved while vtysh was being asked count before any decision.
+                for n in self.routers:
+                    fib = self._fib(n)
+                    if last_fib[n] != fib:
+                        last_fib[n] = fib
+                        fib_changed[n] = proto_checked
                 now = time.monotonic()
-                settled_at = max(fib_last_change, proto_changed)
                 # The window runs from the last change of routes *or* protocol state: a session
                 # that has just come up has not sent its routes yet (corpus
                 # bgp_aggregate_address_route_map: routes 1.1 s after Established, while the
-                # FIB had been still for 3.6 s).
-                if not moving and not down and now - settled_at >= stable_for:
-                    return ConvergeResult(True, round(settled_at - t0, 3), [])
-                if not moving and now - settled_at >= quiet:
-                    return ConvergeResult(True, round(settled_at - t0, 3), [], down=sorted(down))
+                # FIB had been still for 3.6 s). Settled is decided on a sweep taken after the
+                # window had run, never on a look from its start.
+                settled_at = max(max(fib_changed.values(), default=t0), proto_changed)
+                if not moving and now >= not_before:
+                    if not down and proto_checked - settled_at >= stable_for - 0.05:
+                        return ConvergeResult(True, round(settled_at - t0, 3), [])
+                    if proto_checked - settled_at >= quiet - 0.05:
+                        return ConvergeResult(True, round(settled_at - t0, 3), [], down=sorted(down))
             if now - t0 >= timeout:
                 still = sorted(set(moving + down))
                 recent = [f"{n}: routes changed {now - t:.1f} s ago" for n, t in sorted(fib_changed.items())
                           if now - t < stable_for]
                 return ConvergeResult(False, round(now - t0, 3), still + recent or ["state still changing"])
-            time.sleep(0.2)
+            # Sleep until the next thing that can happen: a routing message, the first look, the
+            # end of the window, or the next look at a transient state.
+            fib_last_change = max(fib_changed.values(), default=t0)
+            settled_at = max(fib_last_change, proto_changed)
+            wake = [t0 + timeout, fib_last_change + first_look]
+            if proto_checked > fib_last_change:
+                wake.append(max(settled_at + stable_for, not_before))
+                if moving:
+                    wake.append(proto_checked + check_every)
+                if down:
+                    wake += [settled_at + quiet, proto_checked + max(check_every, stable_for)]
+            until = min(w for w in wake if w > now) if any(w > now for w in wake) else now
+            # Messages only wake us; the content of /proc decides whether the FIB changed. The
+            # 1 s cap re-reads every FIB even without a message (a lost notification).
+            pause = min(max(until - now, 0.01), 1.0)
+            if watch is not None:
+                woke = watch.wait(pause)
+                nodes = self.routers if pause >= 1.0 and not woke else sorted(woke)
+            else:
+                time.sleep(min(pause, 0.2))
+                nodes = self.routers
+            seen = time.monotonic()
+            for n in nodes:
+                fib = self._fib(n)
+                if last_fib.get(n) != fib:
+                    last_fib[n] = fib
+                    fib_changed[n] = seen
 
     # ------------------------------------------------------------------ snapshot
 
@@ -782,12 +870,30 @@ class NetnsTwin:
         cmd = self._nsenter(node)
         path = self._tmpfile(node, lines, "apply")
         proc = _run([*cmd, "vtysh", "-f", str(path)], check=False, timeout=120)
+        self._policy_touched(node, lines)
         rejected, _warnings = classify_vtysh_output(node, proc.stdout + proc.stderr, lines)
         bad = {r.line_no for r in rejected if r.line_no} | {r.line.strip() for r in rejected}
         applied = [ln for i, ln in enumerate(lines.splitlines(), 1)
                    if ln.strip() and not ln.strip().startswith(("!", "#")) and i not in bad and ln.strip() not in bad]
         return ApplyResult(node=node, applied=applied, rejected=rejected, output=proc.stdout + proc.stderr,
                            exit_status=proc.returncode)
+
+    def _policy_touched(self, node: str, lines: str) -> None:
+        """Remember when bgpd will apply a routing-policy change it has just been given.
+
+        bgpd does not re-evaluate routes when a route-map, prefix-list, community-list or
+        as-path list changes: it starts its route-map delay timer (`bgp route-map delay-timer`,
+        5 s by default) and re-runs the policies when it fires. Measured on labs/triangle: a
+        prefix-list change on r1 reached r1's FIB 5.6 s later, with nothing moving before it,
+        so a quiet window shorter than that declared the change settled with no effect at all.
+        """
+        if "bgpd" not in self.topology.nodes[node].daemons or not _POLICY_LINE.search(lines):
+            return
+        m = _RMAP_DELAY.search(lines) or _RMAP_DELAY.search(self.topology.nodes[node].frr_conf or "")
+        delay = float(m.group(1)) if m else RMAP_DELAY_DEFAULT_S
+        # The timer started when bgpd took the line, i.e. before now; the margin is for bgpd's
+        # own pass over the table once the timer has fired.
+        self._policy_not_before = max(self._policy_not_before, time.monotonic() + delay + RMAP_DELAY_MARGIN_S)
 
     def running_config(self, node: str) -> str:
         out = self.vtysh(node, "show running-config")
@@ -808,6 +914,7 @@ class NetnsTwin:
             return ReloadResult(node, to_delete, to_add, applied=False, output=output)
         proc = _run([*cmd, "python3", str(FRR_DIR / "frr-reload.py"), "--reload", "--stdout", str(path)],
                     check=False, timeout=180)
+        self._policy_touched(node, "\n".join(to_delete + to_add))
         return ReloadResult(node, to_delete, to_add, applied=proc.returncode == 0,
                             output=output + proc.stdout + proc.stderr)
 
@@ -927,6 +1034,38 @@ def _bgp_peers(data: Any) -> dict[str, dict[str, Any]]:
                 entry["pfx_rcd"] += int(p.get("pfxRcd", 0) or 0)
                 entry["pfx_snt"] += int(p.get("pfxSnt", 0) or 0)
     return peers
+
+
+def _bgp_pending(data: Any) -> list[str]:
+    """Established peers whose initial exchange is unfinished, or with messages still queued.
+
+    `show bgp vrf all neighbors json` -> ["bgp PEER End-of-RIB not yet received (ipv4Unicast)", ...].
+    End-of-RIB (RFC 4724) is only expected from a peer that advertised the graceful-restart
+    capability; other peers are judged by their queues alone.
+    """
+    out: list[str] = []
+    if not isinstance(data, dict):
+        return out
+    for vrf, peers in data.items():
+        if not isinstance(peers, dict):
+            continue
+        for peer, p in peers.items():
+            if not isinstance(p, dict) or p.get("bgpState") != "Established":
+                continue
+            key = peer if vrf == "default" else f"{peer}%{vrf}"
+            stats = p.get("messageStats") or {}
+            if int(stats.get("depthInq") or 0) or int(stats.get("depthOutq") or 0):
+                out.append(f"bgp {key} messages queued")
+            caps = p.get("neighborCapabilities") or {}
+            if "eceived" not in str(caps.get("gracefulRestart", "")):
+                continue
+            gr = p.get("gracefulRestartInfo") or {}
+            for af in sorted(p.get("addressFamilyInfo") or {}):
+                if not (gr.get("endOfRibRecv") or {}).get(af):
+                    out.append(f"bgp {key} End-of-RIB not yet received ({af})")
+                elif not (gr.get("endOfRibSend") or {}).get(af):
+                    out.append(f"bgp {key} End-of-RIB not yet sent ({af})")
+    return out
 
 
 def _ospf_interfaces(data: Any) -> dict[str, str]:
