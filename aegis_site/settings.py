@@ -218,6 +218,10 @@ if AEGIS_DEFAULT_CRITICALITY not in ("low", "medium", "high"):
 AEGIS_FAILURE_SCENARIOS_MAX = env_int("AEGIS_FAILURE_SCENARIOS_MAX", 8)
 if AEGIS_FAILURE_SCENARIOS_MAX < 0:
     raise ImproperlyConfigured("AEGIS_FAILURE_SCENARIOS_MAX must be 0 or more")
+# Warm twins (twin/pool.py): FRR memory a long-lived worker process (serve's in-process worker,
+# each Celery worker process) may hold in converged baseline twins, least recently used evicted.
+# 0 turns warm twins off. A triangle holds about 70 MB, a 10-router fabric about 230 MB.
+AEGIS_WARM_TWINS_MB = env_int("AEGIS_WARM_TWINS_MB", 2048)
 
 # Evidence
 AEGIS_SITE_KEY_FILE = env_path("AEGIS_SITE_KEY_FILE", AEGIS_HOME / "keys" / "site_ed25519.pem")

@@ -9,8 +9,13 @@ For each lab (the bundled `triangle`, and leaf-spine eBGP fabrics of N routers g
 * pipeline: `run_preflight` with a clean, declared change (the last leaf, or r3, announces a
   new /24), timed end to end, with the pipeline's own per-step timings.
 
-Printed: seconds per step, end to end, raw spawn->converged, and the ratio e2e / raw. Targets
-(issue 3): 3-node lab under 10 s end to end; end to end <= 4x one raw convergence. Figures are
+* cold: `run_preflight` with a warm-twin pool that is empty (a worker's first run of the lab:
+  spawn, settle, ..., and the pool keeps the twin after its proven rollback);
+* warm: the same change again, on the twin the pool kept (twin/pool.py).
+
+Printed: seconds per step, end to end, raw spawn->converged, the ratios e2e / raw, and one
+summary line per lab, `LAB: raw N s, cold N s (..x raw), warm N s (..x raw), pool N MB`.
+Targets (issue 13): triangle warm <= 6 s, cold <= 12 s; fabric-10 warm <= 8 s. Figures are
 printed, never asserted. Needs root and FRR.
 """
 
@@ -29,6 +34,7 @@ from preflight.core.change import change_from_parts  # noqa: E402
 from preflight.core.pipeline import STEPS, run_preflight  # noqa: E402
 from twin.fabricgen import fabric_write  # noqa: E402
 from twin.netns import NetnsBackend  # noqa: E402
+from twin.pool import TwinPool  # noqa: E402
 from twin.topology import load_lab  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,6 +79,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="triangle,10,50,100")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    parser.add_argument("--warm-mb", type=float, default=4096.0, help="memory budget of the warm-twin pool")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
@@ -83,27 +90,52 @@ def main() -> int:
             lab = lab_for(size.strip(), Path(tmp))
             topology = load_lab(lab)
             spawn_s, raw_s, raw_ok = raw_converge(topology, args.timeout)
-            t0 = time.monotonic()
-            result = run_preflight(lab, change_for(topology), backend="netns", converge_timeout=args.timeout)
-            e2e = time.monotonic() - t0
+            # Cold first: a worker's first run of the lab (spawn, settle, ..., and the pool keeps
+            # the twin after its proven rollback); then warm: the next run takes that twin.
+            pool = TwinPool(budget_mb=args.warm_mb)
+            try:
+                t0 = time.monotonic()
+                result = run_preflight(lab, change_for(topology), backend="netns", converge_timeout=args.timeout,
+                                       twin_pool=pool)
+                e2e = time.monotonic() - t0
+                t0 = time.monotonic()
+                warm = run_preflight(lab, change_for(topology), backend="netns", converge_timeout=args.timeout,
+                                     twin_pool=pool)
+                warm_s = time.monotonic() - t0
+                pool_mb = pool.memory_mb()
+            finally:
+                pool.close()
             rows.append({"lab": size, "nodes": len(topology.routers()), "raw_spawn_s": spawn_s,
                          "raw_converged_s": raw_s, "raw_ok": raw_ok, "e2e_s": e2e, "verdict": result["verdict"],
-                         "reasons": [r["code"] for r in result["reasons"]], "timings": result["timings"]})
+                         "reasons": [r["code"] for r in result["reasons"]], "timings": result["timings"],
+                         "warm_s": warm_s, "warm_used": warm["twin"]["warm"], "warm_verdict": warm["verdict"],
+                         "warm_timings": warm["timings"], "pool_mb": pool_mb})
             r = rows[-1]
             print(f"{size}: {r['nodes']} routers, raw spawn->converged {raw_s:.1f} s "
-                  f"({'ok' if raw_ok else 'NOT converged'}), pipeline e2e {e2e:.1f} s = {e2e / raw_s:.1f}x raw, "
-                  f"verdict {r['verdict']} {r['reasons']}", flush=True)
-            print("   " + ", ".join(f"{s} {result['timings'].get(s, 0):.2f}" for s in STEPS
-                                     if result["timings"].get(s) is not None), flush=True)
+                  f"({'ok' if raw_ok else 'NOT converged'}), cold {e2e:.1f} s = {e2e / raw_s:.1f}x raw, "
+                  f"warm {warm_s:.1f} s = {warm_s / raw_s:.1f}x raw ({'warm twin' if r['warm_used'] else 'NOT warm'}), "
+                  f"verdict cold {r['verdict']} {r['reasons']} warm {r['warm_verdict']}, pool {pool_mb:.0f} MB",
+                  flush=True)
+            for label, res in (("cold", result), ("warm", warm)):
+                print(f"   {label}: " + ", ".join(f"{s} {res['timings'].get(s, 0):.2f}" for s in STEPS
+                                                if res["timings"].get(s) is not None), flush=True)
+    print()
+    for r in rows:
+        print(f"{r['lab']}: raw {r['raw_converged_s']:.1f} s, cold {r['e2e_s']:.1f} s "
+              f"({r['e2e_s'] / r['raw_converged_s']:.2f}x raw), warm {r['warm_s']:.1f} s "
+              f"({r['warm_s'] / r['raw_converged_s']:.2f}x raw), pool {r['pool_mb']:.0f} MB")
     if args.markdown:
         print()
-        print("| lab | routers | raw spawn→converged s | pipeline e2e s | e2e / raw | verdict | "
-              + " | ".join(SHOWN_STEPS) + " |")
-        print("|---|---|---|---|---|---|" + "---|" * len(SHOWN_STEPS))
+        print("| lab | routers | raw spawn→converged s | cold e2e s | warm e2e s | cold / raw | warm / raw | "
+              "pool MB | verdict | run | " + " | ".join(SHOWN_STEPS) + " |")
+        print("|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(SHOWN_STEPS))
         for r in rows:
-            steps = " | ".join(f"{r['timings'].get(s, 0):.2f}" for s in SHOWN_STEPS)
-            print(f"| {r['lab']} | {r['nodes']} | {r['raw_converged_s']:.1f} | {r['e2e_s']:.1f} | "
-                  f"{r['e2e_s'] / r['raw_converged_s']:.1f}× | {r['verdict']} | {steps} |")
+            for label, timings in (("cold", r["timings"]), ("warm", r["warm_timings"])):
+                steps = " | ".join(f"{timings.get(s, 0):.2f}" for s in SHOWN_STEPS)
+                print(f"| {r['lab']} | {r['nodes']} | {r['raw_converged_s']:.1f} | {r['e2e_s']:.1f} | "
+                      f"{r['warm_s']:.1f} | {r['e2e_s'] / r['raw_converged_s']:.2f}× | "
+                      f"{r['warm_s'] / r['raw_converged_s']:.2f}× | {r['pool_mb']:.0f} | {r['verdict']} | {label} | "
+                      f"{steps} |")
     return 0
 
 

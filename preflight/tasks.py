@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown
 from django.conf import settings
 
 from preflight.services.capacity import run_admit, run_release
 from preflight.services.execution import run_execute
+from twin.pool import twin_pool_close, twin_pool_get
 
 
 @shared_task(
@@ -24,6 +26,13 @@ def run_execute_task(self: Any, run_pk: int) -> str:
         # Not admitted: back on the queue, where this or another worker may take it later.
         raise self.retry(countdown=settings.AEGIS_CAPACITY_RETRY_S, max_retries=None)
     try:
-        return run_execute(run_pk=run_pk)
+        # A Celery worker process lives on between runs: it keeps warm twins (AEGIS_WARM_TWINS_MB).
+        return run_execute(run_pk=run_pk, twin_pool=twin_pool_get(settings.AEGIS_WARM_TWINS_MB))
     finally:
         run_release(run_pk=run_pk)
+
+
+@worker_process_shutdown.connect
+def _warm_twins_close(**_: object) -> None:
+    """A worker process that stops tears its warm twins down (after a SIGKILL, the reaper does)."""
+    twin_pool_close()

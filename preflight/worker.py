@@ -18,6 +18,7 @@ from django.db import close_old_connections, connection
 
 from preflight.services.capacity import run_admit, run_release
 from preflight.services.execution import run_execute
+from twin.pool import twin_pool_close, twin_pool_get
 from twin.reap import twin_reap_orphans
 
 log = logging.getLogger("aegis.worker")
@@ -45,7 +46,8 @@ def _execute(run_pk: int) -> str:
         while run_admit(run_pk=run_pk) is not None:
             time.sleep(float(settings.AEGIS_CAPACITY_RETRY_S))
         try:
-            return run_execute(run_pk=run_pk)
+            # This process lives on between runs: it keeps warm twins (AEGIS_WARM_TWINS_MB; 0 = off).
+            return run_execute(run_pk=run_pk, twin_pool=twin_pool_get(settings.AEGIS_WARM_TWINS_MB))
         finally:
             run_release(run_pk=run_pk)
     except Exception:
@@ -66,3 +68,4 @@ def shutdown(wait: bool = True) -> None:
         pool, _executor = _executor, None
     if pool is not None:
         pool.shutdown(wait=wait)
+    twin_pool_close()  # the warm twins go with the worker

@@ -8,6 +8,7 @@ from typing import Any
 
 from . import get_backend
 from .base import Backend, Progress, no_progress
+from .pool import warm_twins_held
 from .topology import load_lab
 
 
@@ -58,6 +59,8 @@ def lab_check(lab_dir: str | Path, *, timeout: float = 120.0, stable_for: float 
         twin.teardown()
         report["teardown_s"] = round(time.monotonic() - t1, 3)
         report["total_s"] = round(time.monotonic() - t0, 3)
+    # What long-lived workers on this host hold warm for this lab (twin/pool.py).
+    report["warm_twins"] = [w for w in warm_twins_held() if w["lab"] == topology.name]
     return report
 
 
@@ -93,4 +96,9 @@ def lab_check_text(r: dict[str, Any]) -> str:
         out.append(f"warnings: {len(r['warnings'])}")
         out += [f"  {w}" for w in r["warnings"]]
     out.append(f"torn down in {r['teardown_s']} s (total {r['total_s']} s)")
+    warm = r.get("warm_twins") or []
+    out.append(f"warm twins of this lab held by workers on this host: {len(warm)}"
+               + "".join(f"\n  twin {w['twin_id']} (worker pid {w['owner_pid']}, {w['memory_mb']} MB, "
+                         f"{'in use' if w['leased'] else 'idle'}, {w['uses']} run(s), baseline "
+                         f"{str(w['baseline_digest'])[:19]}…)" for w in warm))
     return "\n".join(out)

@@ -49,6 +49,7 @@ from preflight.core.verdict import reason, verdict_decide
 from twin import get_backend
 from twin.base import Backend, Progress, Topology, no_progress
 from twin.frrdelta import config_delta, config_items, contexts_of
+from twin.pool import Lease, TwinPool, snapshot_digest
 from twin.topology import load_lab
 
 RESULT_FORMAT = "aegis.preflight.result/v1"
@@ -200,15 +201,19 @@ def run_preflight(
     progress: Progress = no_progress,
     converge_timeout: float = 120.0,
     llm: dict[str, Any] | None = None,
-    stable_for: float = 3.0,
+    stable_for: float = 1.0,
     topology: Topology | None = None,
     invariants: list[dict[str, Any]] | None = None,
     syntax_check: bool = True,
     default_criticality: str = "medium",
     failures: str | int | None = None,
     failures_max: int = DEFAULT_MAX_SCENARIOS,
+    twin_pool: TwinPool | None = None,
 ) -> dict[str, Any]:
     """Verify `change` on a twin of the lab and decide; returns the result document.
+
+    `twin_pool`: a pool of warm baseline twins (twin/pool.py) to take the twin from and give it
+    back to after a proven rollback; None spawns and tears down a twin for this run alone.
 
     `stable_for`: seconds the routing tables must stay still to count as settled (with the
     lab's `frr defaults datacenter` timers updates propagate in milliseconds; see
@@ -266,7 +271,7 @@ def run_preflight(
     try:
         if not run.reasons:
             _twin_phases(run, state, lab_dir, change, topology, invariants, backend, run_id,
-                         (converge_timeout, stable_for), syntax_check)
+                         (converge_timeout, stable_for), syntax_check, twin_pool=twin_pool)
     except _StepFailed:
         pass
     except Exception as exc:  # noqa: BLE001 - defensive: the pipeline never raises after input
@@ -296,7 +301,7 @@ def _emit_guarded(run: _Run, step: str, status: str, message: str, data: dict[st
 
 def _twin_phases(run: _Run, state: dict[str, Any], lab_dir: Path, change: dict[str, Any], topology: Topology,
                  invariants: list[dict[str, Any]], backend: str | Backend, run_id: str,
-                 bounds: tuple[float, float], syntax_check: bool) -> None:
+                 bounds: tuple[float, float], syntax_check: bool, twin_pool: TwinPool | None = None) -> None:
     findings = run.step("static", lambda: static_check(change, topology, syntax_check=syntax_check),
                         "FRR's parser and semantic checks")
     state["findings"] = findings
@@ -318,14 +323,23 @@ def _twin_phases(run: _Run, state: dict[str, Any], lab_dir: Path, change: dict[s
     def twin_progress(step: str, status: str, message: str, data: dict[str, Any]) -> None:
         run.emit(run.current, "info", f"{step}: {message}" if message else step, data)
 
+    # Warm twins only where a twin is real and expensive to bring up (the simulator's is free).
+    pool = twin_pool if getattr(be, "name", "") == "netns" else None
     # The twin is kept the moment spawn returns it: if anything fails after that (even the
-    # progress sink reporting "spawn ok"), `finally` still tears it down.
+    # progress sink reporting "spawn ok"), `finally` still tears it down (or hands it back to
+    # the pool, which keeps it only after a proven rollback).
     spawned: list[Any] = []
     twin = None
+    lease = None
     try:
         try:
-            run.step("spawn", lambda: spawned.append(be.spawn(topology, run_id, twin_progress)),
-                     f"{len(topology.nodes)} nodes on the {state['facts']['backend']} backend")
+            if pool is not None:
+                lease = run.step("spawn", lambda: _warm_acquire(pool, topology, spawned, run_id, twin_progress, be),
+                                 f"{len(topology.nodes)} nodes on the {state['facts']['backend']} backend "
+                                 "(a warm twin when the pool holds one)")
+            else:
+                run.step("spawn", lambda: spawned.append(be.spawn(topology, run_id, twin_progress)),
+                         f"{len(topology.nodes)} nodes on the {state['facts']['backend']} backend")
         except _StepFailed:
             twin = spawned[0] if spawned else None
             state["twin"] = twin
@@ -333,31 +347,60 @@ def _twin_phases(run: _Run, state: dict[str, Any], lab_dir: Path, change: dict[s
             return
         twin = spawned[0]
         state["twin"] = twin
+        state["lease"] = lease
         state["facts"] = dict(getattr(twin, "facts", {}) or state["facts"])
+        if lease is not None:
+            run.emit("spawn", "info", f"warm twin {twin.run_id}: its state and running configs equal the "
+                     f"baseline {lease.entry.baseline_digest[:19]}… (use {lease.entry.uses})",
+                     {"warm": True, "baseline_digest": lease.entry.baseline_digest})
         # The simulator models no protocol timers: nothing to wait for there.
         if state["facts"].get("tier") != "simulated":
             state["settle_window"] = settle_window(topology, change, bounds[0])
         _run_on_twin(run, state, twin, change, invariants, bounds)
     finally:
         if twin is not None:
-            _teardown(run, twin)
+            _teardown(run, twin, state, pool, topology)
 
 
-def _teardown(run: _Run, twin: Any) -> None:
-    """Tear the twin down exactly once, whatever the progress sink or the twin does."""
+def _warm_acquire(pool: TwinPool, topology: Topology, spawned: list[Any], run_id: str, progress: Progress,
+                  be: Any) -> Lease | None:
+    """A verified warm twin from the pool, else a fresh one (put in `spawned` either way)."""
+    lease = pool.acquire(topology)
+    spawned.append(lease.twin if lease is not None else be.spawn(topology, run_id, progress))
+    return lease
+
+
+def _teardown(run: _Run, twin: Any, state: dict[str, Any] | None = None, pool: TwinPool | None = None,
+              topology: Topology | None = None) -> None:
+    """Tear the twin down (or give it back to the pool) exactly once, whatever the sink or the twin does."""
     run.current = "teardown"
     t0 = time.monotonic()
-    _emit_guarded(run, "teardown", "started", "stopping daemons, deleting namespaces")
+    state = state if state is not None else {}
+    lease = state.get("lease")
+    rb = state.get("rollback") or {}
+    snaps = state.get("snapshots") or {}
+    # Back to the pool only after a proven rollback; the pool checks again for itself.
+    proven = bool(rb.get("verified")) and "rollback" in snaps
+    _emit_guarded(run, "teardown", "started", "returning the twin to the warm pool" if pool is not None and proven
+                  else "stopping daemons, deleting namespaces")
     status, detail = "ok", ""
+    kept = False
     try:
-        twin.teardown()
+        if pool is not None and lease is not None:
+            kept = pool.release(lease, snaps.get("rollback"), proven)
+        elif pool is not None and proven and topology is not None:
+            kept = pool.adopt(topology, twin, snaps["baseline"], snaps["rollback"])
+        if not kept:
+            twin.teardown()
     except Exception as exc:  # noqa: BLE001 - reported as a blocking reason, never raised
         status, detail = "failed", f"{type(exc).__name__}: {exc}"
         run.reasons.append(reason("TEARDOWN_FAILED", f"teardown failed: {detail} (the reaper removes leftovers)"))
+    state["pool_kept"] = kept
     seconds = round(time.monotonic() - t0, 3)
     run.timings["teardown"] = seconds
     run.steps.append({"name": "teardown", "status": status, "seconds": seconds})
-    _emit_guarded(run, "teardown", status, detail or f"{seconds:.2f} s", {"seconds": seconds})
+    _emit_guarded(run, "teardown", status, detail or (f"kept warm in the pool ({seconds:.2f} s)" if kept
+                                                      else f"{seconds:.2f} s"), {"seconds": seconds, "kept_warm": kept})
 
 
 def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, Any],
@@ -369,57 +412,11 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
 
     devices = sorted(change["devices"])
     conv = state["conv"]
-    cr = run.step("converge_baseline", settle, "baseline settling")
-    conv["baseline"] = cr
-    if not cr.converged:
-        run.reasons.append(reason("BASELINE_NOT_CONVERGED",
-                                  f"the lab's baseline did not settle within {converge_timeout:.0f} s: "
-                                  f"{'; '.join(cr.still_moving[:5]) or 'still moving'}"))
+    lease = state.get("lease")
+    s0 = (_warm_baseline(run, state, twin, lease, invariants) if lease is not None
+          else _cold_baseline(run, state, twin, invariants, bounds, settle))
+    if s0 is None:
         return
-    def baseline() -> dict[str, Any]:
-        # The lab's invariants must already hold before the change, and its sessions should be
-        # up. When they are not, the baseline may have been declared settled too early: a BGP
-        # session whose first connect failed waits for the connect-retry timer (10 s with
-        # datacenter defaults), as long as the twin's quiet window. Settle again, a bounded
-        # number of times, before calling the lab broken.
-        t_start = time.monotonic()
-        down = list(getattr(cr, "down", []) or [])
-        snap = twin.snapshot()
-        checks = invariants_evaluate(invariants, snap, twin.reach)
-        attempts = 0
-        while (down or any(not c["ok"] for c in checks)) and attempts < BASELINE_SETTLE_ATTEMPTS and \
-                time.monotonic() - t_start < converge_timeout:
-            attempts += 1
-            what = f"{len(down)} session(s) still down" if down else "an invariant fails"
-            run.emit("snapshot_baseline", "info", f"baseline: {what}; settling again ({attempts})")
-            again = twin.converge(converge_timeout, stable_for)
-            down = list(getattr(again, "down", []) or [])
-            snap = twin.snapshot()
-            checks = invariants_evaluate(invariants, snap, twin.reach)
-        # A second look: a baseline is only a baseline if it holds still. On a loaded host OSPF
-        # can add an equal-cost path after the twin's stability window (seen on campus: dist1's
-        # default route gained its second next hop later), and the rollback would then be
-        # compared against a state the network never settled in. Settle once more and take a
-        # new snapshot until two agree, a bounded number of times.
-        looks = 0
-        while time.monotonic() - t_start < converge_timeout:
-            twin.converge(converge_timeout, stable_for)
-            again = twin.snapshot()
-            if again == snap or looks >= BASELINE_SETTLE_ATTEMPTS:
-                break
-            looks += 1
-            run.emit("snapshot_baseline", "info", f"baseline still moving; looking again ({looks})")
-            snap = again
-            checks = invariants_evaluate(invariants, snap, twin.reach)
-        state["baseline_invariants"] = checks
-        state["baseline_down"] = down
-        state["baseline_settle_attempts"] = attempts
-        state["baseline_second_looks"] = looks
-        # The kernel FIBs of the settled baseline, for the data-plane diff after the change.
-        state["fib_before"] = twin.fib() if hasattr(twin, "fib") else None
-        return snap
-
-    s0 = run.step("snapshot_baseline", baseline)
     before = {d: twin.running_config(d) for d in devices}
     state["snapshots"]["baseline"] = s0
     broken = [c for c in state["baseline_invariants"] if not c["ok"]]
@@ -450,9 +447,18 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         # A loss that waits for a protocol timer (the far end of a session whose path went away
         # keeps it Established until its hold timer expires) is invisible to the twin's quiet
         # window: do not believe the network before the lab's relevant timer has run out.
+        state["settle"] = {**(window.as_dict() if window else {"seconds": 0.0}), "waited_s": 0.0}
+        if window and window.seconds > 0 and getattr(twin, "converge_not_before", False):
+            # The twin keeps watching until the deadline (docs/dev/CONTRACTS.md): a change that
+            # arrives while it waits restarts its window, which a plain sleep would not see.
+            t_call = time.monotonic()
+            deadline = t_applied + window.seconds
+            cr = twin.converge(converge_timeout, stable_for, not_before=deadline)
+            state["settle"]["waited_s"] = round(max(0.0, time.monotonic() - (t_call + cr.seconds + stable_for)), 3)
+            state["settle"]["not_before_s"] = round(window.seconds, 3)
+            return cr
         cr = settle()
         remaining = (window.seconds if window else 0.0) - (time.monotonic() - t_applied)
-        state["settle"] = {**(window.as_dict() if window else {"seconds": 0.0}), "waited_s": 0.0}
         if cr.converged and remaining > 0:
             run.emit("converge_change", "info", f"waiting {remaining:.1f} s more: {window.timer} of {window.node} "
                      f"{window.subject} is {window.timer_seconds:g} s ({window.source})")
@@ -593,6 +599,85 @@ def _config_ledger(run: _Run, state: dict[str, Any], change: dict[str, Any], dev
     if all(led["delta_empty"] for led in devices_out.values()):
         run.reasons.append(reason("NO_OP_CHANGE", "the running config of every device is exactly as before: "
                                                   "the change does nothing"))
+
+
+def _warm_baseline(run: _Run, state: dict[str, Any], twin: Any, lease: Lease, invariants: list[dict[str, Any]]
+                   ) -> dict[str, Any]:
+    """A warm twin's baseline: settled when it entered the pool, verified equal just now by the pool."""
+    state["conv"]["baseline"] = None
+    run.steps.append({"name": "converge_baseline", "status": "ok", "seconds": 0.0})
+    run.timings["converge_baseline"] = 0.0
+    _emit_guarded(run, "converge_baseline", "ok", "warm twin: settled when it entered the pool; state equal to "
+                  "that baseline now", {"seconds": 0.0, "warm": True})
+
+    def baseline() -> dict[str, Any]:
+        snap = lease.snapshot
+        state["baseline_invariants"] = invariants_evaluate(invariants, snap, twin.reach)
+        state["baseline_down"] = []
+        state["baseline_settle_attempts"] = 0
+        state["baseline_second_looks"] = 0
+        state["fib_before"] = twin.fib() if hasattr(twin, "fib") else None
+        return snap
+
+    return run.step("snapshot_baseline", baseline)
+
+
+def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list[dict[str, Any]],
+                   bounds: tuple[float, float], settle: Any) -> dict[str, Any] | None:
+    """Settle a fresh twin and take its baseline S0 (None: it did not settle; the reason is recorded)."""
+    converge_timeout, stable_for = bounds
+    conv = state["conv"]
+    cr = run.step("converge_baseline", settle, "baseline settling")
+    conv["baseline"] = cr
+    if not cr.converged:
+        run.reasons.append(reason("BASELINE_NOT_CONVERGED",
+                                  f"the lab's baseline did not settle within {converge_timeout:.0f} s: "
+                                  f"{'; '.join(cr.still_moving[:5]) or 'still moving'}"))
+        return None
+    def baseline() -> dict[str, Any]:
+        # The lab's invariants must already hold before the change, and its sessions should be
+        # up. When they are not, the baseline may have been declared settled too early: a BGP
+        # session whose first connect failed waits for the connect-retry timer (10 s with
+        # datacenter defaults), as long as the twin's quiet window. Settle again, a bounded
+        # number of times, before calling the lab broken.
+        t_start = time.monotonic()
+        down = list(getattr(cr, "down", []) or [])
+        snap = twin.snapshot()
+        checks = invariants_evaluate(invariants, snap, twin.reach)
+        attempts = 0
+        while (down or any(not c["ok"] for c in checks)) and attempts < BASELINE_SETTLE_ATTEMPTS and \
+                time.monotonic() - t_start < converge_timeout:
+            attempts += 1
+            what = f"{len(down)} session(s) still down" if down else "an invariant fails"
+            run.emit("snapshot_baseline", "info", f"baseline: {what}; settling again ({attempts})")
+            again = twin.converge(converge_timeout, stable_for)
+            down = list(getattr(again, "down", []) or [])
+            snap = twin.snapshot()
+            checks = invariants_evaluate(invariants, snap, twin.reach)
+        # A second look: a baseline is only a baseline if it holds still. On a loaded host OSPF
+        # can add an equal-cost path after the twin's stability window (seen on campus: dist1's
+        # default route gained its second next hop later), and the rollback would then be
+        # compared against a state the network never settled in. Settle once more and take a
+        # new snapshot until two agree, a bounded number of times.
+        looks = 0
+        while time.monotonic() - t_start < converge_timeout:
+            twin.converge(converge_timeout, stable_for)
+            again = twin.snapshot()
+            if again == snap or looks >= BASELINE_SETTLE_ATTEMPTS:
+                break
+            looks += 1
+            run.emit("snapshot_baseline", "info", f"baseline still moving; looking again ({looks})")
+            snap = again
+            checks = invariants_evaluate(invariants, snap, twin.reach)
+        state["baseline_invariants"] = checks
+        state["baseline_down"] = down
+        state["baseline_settle_attempts"] = attempts
+        state["baseline_second_looks"] = looks
+        # The kernel FIBs of the settled baseline, for the data-plane diff after the change.
+        state["fib_before"] = twin.fib() if hasattr(twin, "fib") else None
+        return snap
+
+    return run.step("snapshot_baseline", baseline)
 
 
 def _settle_failed(twin: Any, timeout: float, stable_for: float) -> Any:
@@ -800,6 +885,12 @@ def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict
             "baseline_down": state.get("baseline_down", []),
             "baseline_settle_attempts": state.get("baseline_settle_attempts", 0),
             "baseline_second_looks": state.get("baseline_second_looks", 0),
+            # Warm: the twin came from the pool (twin/pool.py), already at the baseline whose
+            # digest follows; cold: spawned for this run. Either way the digest is S0's.
+            "warm": state.get("lease") is not None,
+            "baseline_digest": (snapshot_digest(state["snapshots"]["baseline"])
+                                if "baseline" in state["snapshots"] else None),
+            "pool": _pool_record(state),
             "load_errors": load_errors,
             "warnings": list(topology.warnings),
             "differences_from_production": differences_from_production(topology, facts) if facts else [],
@@ -825,6 +916,15 @@ def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict
         "started_at": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def _pool_record(state: dict[str, Any]) -> dict[str, Any] | None:
+    lease = state.get("lease")
+    if lease is None and "pool_kept" not in state:
+        return None
+    return {"twin_id": getattr(state.get("twin"), "run_id", None), "kept": bool(state.get("pool_kept")),
+            "uses": lease.entry.uses if lease is not None else 1,
+            "pool_baseline_digest": lease.entry.baseline_digest if lease is not None else None}
 
 
 def _egress_record() -> dict[str, Any]:

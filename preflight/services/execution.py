@@ -60,8 +60,10 @@ def run_folder(run: PreflightRun) -> Path:
     return Path(run.folder) if run.folder else Path(settings.AEGIS_RUNS_DIR) / run.run_id
 
 
-def run_execute(*, run_pk: int, observer: Observer | None = None) -> str:
+def run_execute(*, run_pk: int, observer: Observer | None = None, twin_pool: Any = None) -> str:
     """Execute one queued run: propose (intent), pipeline, record, write, seal, grant. Returns the status.
+
+    `twin_pool`: a long-lived worker's warm-twin pool (twin/pool.py), or None for a twin of the run's own.
 
     Safe to call twice (a redelivered task): a finished or failed run is left alone. Never raises
     for a run that exists: every failure becomes status `failed` with a message and an event.
@@ -97,7 +99,7 @@ def run_execute(*, run_pk: int, observer: Observer | None = None) -> str:
         message=f"Worker {worker['host']}:{worker['pid']} picked up the run ({run.backend} twin).",
     )
     try:
-        result = _pipeline(run, observer)
+        result = _pipeline(run, observer, twin_pool)
     except KeyboardInterrupt as exc:
         _run_fail(run, RunAborted(f"Interrupted ({exc or 'SIGINT'}); the twin was torn down, nothing was sealed."))
         raise
@@ -118,7 +120,7 @@ def _progress_for(run: PreflightRun, observer: Observer | None):
     return progress
 
 
-def _pipeline(run: PreflightRun, observer: Observer | None = None) -> dict[str, Any]:
+def _pipeline(run: PreflightRun, observer: Observer | None = None, twin_pool: Any = None) -> dict[str, Any]:
     """Run the pipeline on the run's change with the site's defaults and the run's own options."""
     change = run.change
     topology = lab_topology(change.lab)
@@ -129,6 +131,7 @@ def _pipeline(run: PreflightRun, observer: Observer | None = None) -> dict[str, 
         "converge_timeout": float(settings.AEGIS_TWIN_CONVERGE_TIMEOUT_S),
         "default_criticality": settings.AEGIS_DEFAULT_CRITICALITY,
         "failures_max": settings.AEGIS_FAILURE_SCENARIOS_MAX,
+        "twin_pool": twin_pool,
     }
     for name, kind in PIPELINE_OPTIONS.items():
         if run.options.get(name) is not None:
