@@ -345,7 +345,7 @@ def run_seal(
     approvals: list[dict] | None = None,
 ) -> SealOutcome:
     """Seal a preflight result: signed bundle, ledger leaf + checkpoint, Bundle row, bundle.json
-    and report.pdf in `out_dir` (default AEGIS_HOME/bundles/<run id>). Operator-level action;
+    and report.pdf in `out_dir` (default the run folder AEGIS_RUNS_DIR/<run id>). Operator-level action;
     the caller has authorised it. Raises SealError before writing anything on bad input.
     """
     try:
@@ -373,7 +373,7 @@ def run_seal(
         envelope, digest = statement_seal(statement, key)
     except (BundleError, ValueError) as exc:
         raise SealError(str(exc)) from exc
-    out_dir = Path(out_dir) if out_dir else Path(settings.AEGIS_HOME) / "bundles" / result["run_id"]
+    out_dir = Path(out_dir) if out_dir else Path(settings.AEGIS_RUNS_DIR) / result["run_id"]
     keys = trusted_keys()
     if out_dir.exists() and not out_dir.is_dir():
         raise SealError(f"{out_dir} exists and is not a folder; choose another output folder")
