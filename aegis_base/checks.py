@@ -42,6 +42,12 @@ def settings_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             f"AEGIS_TWIN_BACKEND={settings.AEGIS_TWIN_BACKEND!r} is not a twin backend",
             f"use one of: {', '.join(BACKENDS)}",
         )
+    elif settings.AEGIS_TWIN_BACKEND == "http" and not settings.AEGIS_TWIN_AGENTS:
+        refuse(
+            "E007",
+            "AEGIS_TWIN_BACKEND=http but AEGIS_TWIN_AGENTS names no agent: every run would fail",
+            "set AEGIS_TWIN_AGENTS=http://HOST:5757[,…] (and AEGIS_AGENT_TOKEN_FILE), or another backend",
+        )
     if settings.AEGIS_TWIN_CONVERGE_TIMEOUT_S <= 0:
         refuse(
             "E004",
@@ -59,5 +65,11 @@ def settings_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             "E006",
             f"AEGIS_INPROCESS_WORKERS={settings.AEGIS_INPROCESS_WORKERS}: runs would never start",
             "set it to 1 or more (default 2)",
+        )
+    if settings.AEGIS_APPROVAL_TTL_S <= 0:
+        refuse(
+            "E008",
+            f"AEGIS_APPROVAL_TTL_S={settings.AEGIS_APPROVAL_TTL_S}: every signed approval would be expired at once",
+            "set the seconds an approval stays valid (default 86400)",
         )
     return errors

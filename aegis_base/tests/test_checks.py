@@ -23,6 +23,7 @@ def test_the_shipped_settings_pass():
         ("AEGIS_TWIN_CONVERGE_TIMEOUT_S", 0, "aegis.E004", "must be positive"),
         ("AEGIS_RUN_DISPATCH", "later", "aegis.E005", "not a dispatch mode"),
         ("AEGIS_INPROCESS_WORKERS", 0, "aegis.E006", "never start"),
+        ("AEGIS_APPROVAL_TTL_S", 0, "aegis.E008", "expired at once"),
     ],
 )
 def test_a_contradicting_setting_is_refused_by_name(settings, name, value, error_id, words):
@@ -32,6 +33,15 @@ def test_a_contradicting_setting_is_refused_by_name(settings, name, value, error
     assert error.id == error_id and name in error.msg and words in error.msg and error.hint
     with pytest.raises(SystemCheckError, match=error_id):
         call_command("check")
+
+
+def test_the_http_backend_without_agents_is_refused(settings):
+    settings.AEGIS_TWIN_BACKEND = "http"
+    settings.AEGIS_TWIN_AGENTS = []
+    (error,) = settings_check()
+    assert error.id == "aegis.E007" and "AEGIS_TWIN_AGENTS" in error.msg
+    settings.AEGIS_TWIN_AGENTS = ["http://127.0.0.1:5757"]
+    assert settings_check() == []
 
 
 def test_the_egress_policy_follows_the_setting_and_a_malformed_one_allows_nothing(settings):
