@@ -79,6 +79,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="triangle,10,50,100")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    parser.add_argument("--failures-max", type=int, default=8,
+                        help="failure scenarios before and after the change (the pipeline's default 8; 0: none)")
     parser.add_argument("--warm-mb", type=float, default=4096.0, help="memory budget of the warm-twin pool")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -96,11 +98,11 @@ def main() -> int:
             try:
                 t0 = time.monotonic()
                 result = run_preflight(lab, change_for(topology), backend="netns", converge_timeout=args.timeout,
-                                       twin_pool=pool)
+                                       failures_max=args.failures_max, twin_pool=pool)
                 e2e = time.monotonic() - t0
                 t0 = time.monotonic()
                 warm = run_preflight(lab, change_for(topology), backend="netns", converge_timeout=args.timeout,
-                                     twin_pool=pool)
+                                     failures_max=args.failures_max, twin_pool=pool)
                 warm_s = time.monotonic() - t0
                 pool_mb = pool.memory_mb()
             finally:

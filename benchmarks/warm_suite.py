@@ -54,6 +54,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--labs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--failures-max", type=int, default=0,
+                        help="failure scenarios per run (0: none, so the suite measures the twin; pipeline default 8)")
     parser.add_argument("--warm-mb", type=float, default=8192.0)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--markdown", action="store_true")
@@ -70,7 +72,7 @@ def main() -> int:
         for lab in labs:
             t0 = time.monotonic()
             r = run_preflight(lab, change_for(topologies[lab]), backend="netns", converge_timeout=args.timeout,
-                              twin_pool=pool)
+                              failures_max=args.failures_max, twin_pool=pool)
             rows[lab] = {"cold_s": time.monotonic() - t0, "cold_verdict": r["verdict"],
                          "kept": bool((r["twin"].get("pool") or {}).get("kept")), "warm": [],
                          "routers": len(topologies[lab].routers())}
@@ -84,7 +86,7 @@ def main() -> int:
             for lab in labs:
                 t0 = time.monotonic()
                 r = run_preflight(lab, change_for(topologies[lab]), backend="netns",
-                                  converge_timeout=args.timeout, twin_pool=pool)
+                                  converge_timeout=args.timeout, failures_max=args.failures_max, twin_pool=pool)
                 s = time.monotonic() - t0
                 rows[lab]["warm"].append((s, r["twin"]["warm"], r["verdict"]))
                 print(f"warm {lab.name}: {s:.1f} s warm={r['twin']['warm']} {r['verdict']} "
