@@ -180,7 +180,7 @@ def device_lines_check(device: str, lines: list[str]) -> None:
     """Check one device's lines in order (the context tracker needs the order)."""
     depth = 0
     for line_no, raw in enumerate(lines, start=1):
-        reason = _control_chars(raw)
+        reason = _control_chars(raw) or _non_ascii(raw)
         if reason:
             raise GuardRejection(reason, device=device, line_no=line_no, line=raw)
         if len(raw) > MAX_LINE_CHARS:
@@ -222,6 +222,31 @@ def _control_chars(line: str) -> str | None:
     return None
 
 
+# FRR's CLI accepts any unambiguous prefix of a keyword (`wr mem`, `conf t`, `log fi`), so the
+# denylist must match abbreviations too. These real configuration keywords happen to be prefixes of
+# denied words (`log` of `logmsg`, `exit` of `exit-vtysh`) and stay allowed as whole words.
+ALLOWED_PREFIX_WORDS = frozenset({"log", "exit", "no"})
+
+
+def _abbreviates(word: str, keyword: str) -> bool:
+    return keyword.startswith(word) and word not in ALLOWED_PREFIX_WORDS
+
+
+def _non_ascii(line: str) -> str | None:
+    """FRR commands are ASCII: a non-ASCII letter in a command word is a look-alike (Cyrillic `ѕ`,
+    fullwidth `ｄｏ`, a no-break space) that reads as one command and may parse as another. Free text
+    after `description` or `remark` may be in any script."""
+    for index, ch in enumerate(line):
+        if ord(ch) > 127:
+            before = line[:index].lower().split()
+            if "description" in before or "remark" in before:
+                return None
+            return (f"non-ASCII character U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')}) in a command; "
+                    "FRR commands are ASCII (look-alike letters are refused; free text belongs after "
+                    "`description`)")
+    return None
+
+
 def _denied(words: list[str], stripped: str) -> str | None:
     first = words[0]
     for phrase, why in DENIED_PHRASES.items():
@@ -231,6 +256,14 @@ def _denied(words: list[str], stripped: str) -> str | None:
         return f"`{first}` is not allowed in a change: it {DENIED_FIRST_WORDS[first]}"
     if first == "no" and len(words) > 1 and words[1] in DENIED_FIRST_WORDS:
         return f"`no {words[1]}` is not allowed in a change: it {DENIED_FIRST_WORDS[words[1]]}"
+    for phrase, why in DENIED_PHRASES.items():
+        if len(words) >= len(phrase) and all(_abbreviates(w, p) or w == p for w, p in zip(words[:len(phrase)], phrase, strict=True)):
+            return f"`{' '.join(words[:len(phrase)])}` is an abbreviation of `{' '.join(phrase)}`, which {why}"
+    for word in (first, words[1] if first == "no" and len(words) > 1 else ""):
+        hits = sorted(k for k in DENIED_FIRST_WORDS if word and _abbreviates(word, k))
+        if hits:
+            return (f"`{word}` is an abbreviation of `{'`/`'.join(hits)}`, which is not allowed in a change "
+                    f"({DENIED_FIRST_WORDS[hits[0]]})")
     if "|" in stripped and not PIPE_OK.match(" ".join(words)):
         return "`|` (output pipe) is only allowed in BGP as-path/community regex lists"
     if SCRIPT_WORD.search(" ".join(words)):

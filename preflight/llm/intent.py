@@ -93,8 +93,25 @@ def intent_check(intent: object, *, max_chars: int = INTENT_MAX_CHARS) -> str:
                 f"the intent contains an invisible or control character U+{ord(char):04X} at position {index + 1}; "
                 "remove it and type plain text",
             )
-    for code, pattern, message in _COMPILED:
-        match = pattern.search(text)
-        if match:
-            raise IntentRejected(code, f"{message} (found {match.group(0).strip()!r})")
+    # The rules also run on the intent's skeleton, so "іgnore previous instructions" with a
+    # Cyrillic і, or fullwidth letters, is caught like the plain spelling.
+    for candidate in dict.fromkeys((text, intent_skeleton(text))):
+        for code, pattern, message in _COMPILED:
+            match = pattern.search(candidate)
+            if match:
+                raise IntentRejected(code, f"{message} (found {match.group(0).strip()!r})")
     return text
+
+
+# Letters of other scripts that look like Latin ones (a small subset of Unicode's confusables,
+# the Cyrillic and Greek letters that pass for a-z): enough to read an intent as a person would.
+_CONFUSABLES = str.maketrans(
+    "аеорсухіјѕԁӏһԛԝАВЕКМНОРСТХІЈЅοαειкνρτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijsdlhqwABEKMHOPCTXIJSoaeiknptuxABEZHIKMNOPTYX",
+)
+
+
+def intent_skeleton(text: str) -> str:
+    """`text` as it reads: compatibility forms folded (NFKC: fullwidth, ligatures) and Cyrillic or
+    Greek look-alike letters mapped to the Latin letter they imitate."""
+    return unicodedata.normalize("NFKC", text).translate(_CONFUSABLES)
