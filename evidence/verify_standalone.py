@@ -72,6 +72,10 @@ def raw_public(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def public_pem_text(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
 def keyid_of(key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw_public(key)).hexdigest()[:32]
 
@@ -268,6 +272,10 @@ def verify_bytes(
                 raise Failed(f"embedded key {kid} is damaged: {exc}") from exc
             if keyid_of(key) != kid:
                 raise Failed(f"embedded key filed as {kid} is really {keyid_of(key)}")
+            # PEM parsers forgive stray whitespace and line endings; a copy that is not byte for
+            # byte the key's own PEM has been edited, even if it still decodes to the same key.
+            if pem != public_pem_text(key):
+                raise Failed(f"embedded key {kid} is not byte for byte the PEM of that key (edited copy)")
             if trust_embedded:
                 trusted.setdefault(kid, key)
         if not trusted:

@@ -156,6 +156,12 @@ def integrity_check(
             index, hashes, note = tlog_proof_parse(str(proof_text))
             cp = checkpoint_verify(note, log_keys, origin=ledger_origin)
             check.detail.update(ledger_index=index, checkpoint_size=cp.size)
+            if ledger.get("index") not in (None, index):
+                # The proof decides where the leaf is; a bundle that says otherwise was edited.
+                check.reasons.append(
+                    f"the bundle's ledger index {ledger.get('index')!r} disagrees with its inclusion proof "
+                    f"(leaf {index}): the bundle was altered"
+                )
             if latest_checkpoint is not None:
                 latest = checkpoint_verify(latest_checkpoint, log_keys, origin=ledger_origin)
                 if (latest.size, latest.root_hash) != (cp.size, cp.root_hash):
