@@ -94,8 +94,8 @@ def celery_mode(ks: list[int], tmp: Path) -> list[str]:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.core.management import call_command
-    from preflight.management.commands.setup_roles import roles_setup
 
+    from aegis_base.services import roles_setup
     from preflight import services
     from preflight.models import Lab, PreflightRun
 
