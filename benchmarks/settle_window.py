@@ -16,7 +16,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -25,31 +24,11 @@ from preflight.core.guards import GuardRejection, precheck  # noqa: E402
 from preflight.core.pipeline import run_preflight  # noqa: E402
 from preflight.core.settle import settle_window  # noqa: E402
 from preflight.core.static import static_check  # noqa: E402
+from twin.lend import LentBackend  # noqa: E402
 from twin.netns import NetnsBackend  # noqa: E402
 from twin.topology import load_lab  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class _Lent:
-    def __init__(self, twin: Any) -> None:
-        self._twin = twin
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._twin, name)
-
-    def teardown(self) -> None:
-        pass
-
-
-class _SharedBackend:
-    name, tier = "netns", "real"
-
-    def __init__(self, twin: Any) -> None:
-        self.twin = twin
-
-    def spawn(self, topology: Any, run_id: Any = None, progress: Any = None) -> _Lent:
-        return _Lent(self.twin)
 
 
 def main() -> int:
@@ -79,7 +58,7 @@ def main() -> int:
         try:
             for name, change in changes:
                 window = settle_window(topology, change, args.timeout)
-                result = run_preflight(lab_dir, change, backend=_SharedBackend(twin), topology=topology,
+                result = run_preflight(lab_dir, change, backend=LentBackend(twin), topology=topology,
                                        converge_timeout=args.timeout)
                 settle = result.get("settle") or {}
                 rows.append({"lab": lab, "change": name, "timer": window.timer or "-",

@@ -17,6 +17,7 @@ import yaml
 from preflight.core.change import change_from_parts
 from preflight.core.pipeline import run_preflight
 from preflight.tests.core.conftest import real_twin_possible, twin_leftovers
+from twin.lend import LentBackend
 from twin.topology import load_lab
 
 HERE = Path(__file__).resolve().parent
@@ -37,30 +38,6 @@ def scenarios() -> list[tuple[str, dict[str, Any]]]:
 def lab_dir(spec: dict[str, Any]) -> Path:
     local = HERE / spec["lab"]
     return local if local.exists() else REPO / spec["lab"]
-
-
-class SharedTwin:
-    """A running twin lent to one pipeline run: the run's teardown gives it back instead."""
-
-    def __init__(self, twin: Any) -> None:
-        self._twin = twin
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._twin, name)
-
-    def teardown(self) -> None:
-        pass
-
-
-class SharedBackend:
-    name = "netns"
-    tier = "real"
-
-    def __init__(self, twin: Any) -> None:
-        self.twin = twin
-
-    def spawn(self, topology, run_id=None, progress=None):
-        return SharedTwin(self.twin)
 
 
 _twins: dict[Path, Any] = {}
@@ -92,7 +69,7 @@ def test_scenario(name, spec, shared_twins):
     c = spec["change"]
     change = change_from_parts(title=c["title"], description=c.get("description", ""), devices=c["devices"],
                                expect=c.get("expect"), source="file", topology=topology)
-    result = run_preflight(lab, change, backend=SharedBackend(shared_twins[lab]), topology=topology)
+    result = run_preflight(lab, change, backend=LentBackend(shared_twins[lab]), topology=topology)
     want = spec["expect"]
     codes = [r["code"] for r in result["reasons"]]
     why = f"{name}: {result['verdict']} {result['reasons']}"
