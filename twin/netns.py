@@ -1136,6 +1136,11 @@ def _routes(data: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict):
         return out
     for prefix, entries in data.items():
+        if prefix.lower().startswith("fe80:"):
+            # IPv6 link-local: FRR shows one connected fe80::/64 for the whole router, on whichever
+            # interface came up last, so a flapped link "changed" it. It says nothing about
+            # reachability (the FIB reader drops it too, twin/fib.py).
+            continue
         for e in entries if isinstance(entries, list) else []:
             if not e.get("selected"):
                 continue
