@@ -358,6 +358,10 @@ def _twin_phases(run: _Run, state: dict[str, Any], lab_dir: Path, change: dict[s
             state["settle_window"] = settle_window(topology, change, bounds[0])
         _run_on_twin(run, state, twin, change, invariants, bounds)
     finally:
+        # `spawned`, not `twin`: an interrupt (Ctrl-C, SIGTERM) can land after spawn returned and
+        # before `twin` was assigned, e.g. while the progress sink reports "spawn ok".
+        if twin is None and spawned:
+            twin = spawned[0]
         if twin is not None:
             _teardown(run, twin, state, pool, topology)
 
