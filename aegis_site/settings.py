@@ -210,6 +210,13 @@ AEGIS_AGENT_BUDGET_MB = env_int("AEGIS_AGENT_BUDGET_MB", 0)
 AEGIS_AGENT_LEASE_S = env_int("AEGIS_AGENT_LEASE_S", 60)
 # On an agent host: its address on the network between agents, for VXLAN links of a split lab.
 AEGIS_AGENT_UNDERLAY = env_str("AEGIS_AGENT_UNDERLAY", "")
+# Optional mutual TLS between callers and agents (docs/deploy.md): the site CA that signs both
+# sides' certificates; the agent's own certificate and key; a caller's client certificate and key.
+AEGIS_AGENT_TLS_CA = env_str("AEGIS_AGENT_TLS_CA", "")
+AEGIS_AGENT_TLS_CERT = env_str("AEGIS_AGENT_TLS_CERT", "")
+AEGIS_AGENT_TLS_KEY = env_str("AEGIS_AGENT_TLS_KEY", "")
+AEGIS_AGENT_CLIENT_CERT = env_str("AEGIS_AGENT_CLIENT_CERT", "")
+AEGIS_AGENT_CLIENT_KEY = env_str("AEGIS_AGENT_CLIENT_KEY", "")
 # On a worker host: memory (MB) its twins may take together (0: MemTotal less 2 GB), the file
 # where worker processes on the host share their reservations, and how often a waiting run retries.
 AEGIS_WORKER_BUDGET_MB = env_int("AEGIS_WORKER_BUDGET_MB", 0)

@@ -225,7 +225,12 @@ class EgressTransport(httpx.BaseTransport):
         self._inner.close()
 
 
-def egress_client(purpose: str, *, allow: list[str] | None = None, **client_kwargs: Any) -> httpx.Client:
-    """An httpx client whose every request goes through the egress policy."""
+def egress_client(purpose: str, *, allow: list[str] | None = None, transport: dict[str, Any] | None = None,
+                  **client_kwargs: Any) -> httpx.Client:
+    """An httpx client whose every request goes through the egress policy.
+
+    `transport` is passed to httpx.HTTPTransport (e.g. verify= an ssl.SSLContext for mutual TLS):
+    a client with its own transport ignores verify= and cert= given to the client itself."""
     # trust_env=False: an HTTP(S)_PROXY variable must not route AEGIS traffic around the check.
-    return httpx.Client(transport=EgressTransport(purpose, allow=allow), trust_env=False, **client_kwargs)
+    return httpx.Client(transport=EgressTransport(purpose, allow=allow, **(transport or {})), trust_env=False,
+                        **client_kwargs)

@@ -14,6 +14,9 @@ Django-free, standard library HTTP server (one thread per request). The contract
   (twin/capacity.py); otherwise 503 `capacity` with the figures.
 * At start the agent reaps twins whose owner died (a previous agent killed mid-run), and on
   shutdown it tears down every twin it holds.
+* Optionally over mutual TLS (`tls_server_context`): the agent shows its certificate and, given
+  a CA, answers only callers whose client certificate that CA signed - before any HTTP is read.
+  The bearer token is still required on top.
 * Input is untrusted: bodies are size-capped and schema-checked, topologies re-checked
   (twin/wire.py), and nothing in a request becomes a shell command.
 """
@@ -27,6 +30,7 @@ import logging
 import re
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -442,12 +446,31 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def tls_server_context(cert: str, key: str, ca: str | None = None) -> ssl.SSLContext:
+    """The agent's TLS: its certificate and key; with `ca`, callers must present a client
+    certificate that CA signed (mutual TLS). ValueError names the file that is wrong."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load the agent's TLS certificate {cert} with key {key}: {exc}") from None
+    if ca:
+        try:
+            ctx.load_verify_locations(cafile=ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load the CA for client certificates {ca}: {exc}") from None
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
 class AgentHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], agent: TwinAgent) -> None:
+    def __init__(self, address: tuple[str, int], agent: TwinAgent, tls: ssl.SSLContext | None = None) -> None:
         self.agent = agent
+        self.tls = tls
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         if ":" in address[0]:
@@ -464,6 +487,32 @@ class AgentHTTPServer(ThreadingHTTPServer):
         with self._conns_lock:
             self._conns.discard(request)
         super().shutdown_request(request)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """With TLS, the handshake runs here, in the connection's own thread (a caller that stalls
+        it holds up nobody else) and under the read timeout; a failed one is logged and dropped."""
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(REQUEST_READ_TIMEOUT_S)
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.warning("TLS handshake with %s refused: %s", client_address[0], exc)
+            return
+        with self._conns_lock:
+            self._conns.discard(request)
+            self._conns.add(conn)
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            with self._conns_lock:
+                self._conns.discard(conn)
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
 
     def server_close(self) -> None:
         """Close the listening socket and every kept-alive connection: a stopped agent answers nothing more."""
@@ -489,12 +538,12 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def agent_serve(agent: TwinAgent, host: str, port: int,
-                ready: Callable[[AgentHTTPServer], None] | None = None) -> None:
+                ready: Callable[[AgentHTTPServer], None] | None = None, tls: ssl.SSLContext | None = None) -> None:
     """Reap orphaned twins, then serve until `shutdown()`; every twin held is torn down on the way out."""
     from .reap import twin_reap_orphans
 
     twin_reap_orphans()
-    server = AgentHTTPServer((host, port), agent)
+    server = AgentHTTPServer((host, port), agent, tls=tls)
     agent.start()
     try:
         if ready is not None:

@@ -10,7 +10,9 @@ Django-free. `RemoteBackend(url=..., token_file=...)` speaks the contract of
   restarted mid-run has reaped the twin, and the run must say so rather than carry on;
 * is bounded in time (connect, and a total deadline per operation) and in size (the body is
   read in chunks and dropped past `max_response_bytes`);
-* is schema-checked: a malformed or partial answer is an error naming the field.
+* is schema-checked: a malformed or partial answer is an error naming the field;
+* to an https:// agent, optionally over mutual TLS (`tls_client_context`): the agent's
+  certificate is checked against the site CA, and the caller shows its own client certificate.
 
 Any failure raises `AgentError` (a `TwinError`), which the pipeline turns into a blocked
 verdict with the reason. A spawned twin is renewed in the background while this process
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
 import threading
 import time
 from typing import Any
@@ -79,12 +82,31 @@ def _token_from(token: str | None, token_file: str | None) -> str:
     return value
 
 
+def tls_client_context(ca: str | None = None, cert: str | None = None, key: str | None = None) -> ssl.SSLContext:
+    """TLS to an agent: trust `ca` (else the system's CAs) for the agent's certificate; with
+    `cert`/`key`, present that client certificate (mutual TLS). AgentError names the bad file."""
+    if bool(cert) != bool(key):
+        raise AgentError("a client certificate needs both AEGIS_AGENT_CLIENT_CERT and AEGIS_AGENT_CLIENT_KEY")
+    try:
+        ctx = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+    except (OSError, ssl.SSLError) as exc:
+        raise AgentError(f"cannot load the agents' CA {ca}: {exc}") from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert:
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise AgentError(f"cannot load the client certificate {cert} with key {key}: {exc}") from None
+    return ctx
+
+
 class AgentClient:
     """One agent: requests with the checks above. Thread-safe (httpx.Client is)."""
 
     def __init__(self, url: str, *, token: str, allow: list[str] | None = None,
                  max_response_bytes: int = MAX_RESPONSE_BYTES, op_timeout_s: float | None = None,
-                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S, tls_ca: str | None = None,
+                 tls_cert: str | None = None, tls_key: str | None = None) -> None:
         self.url = url.rstrip("/")
         try:
             url_host_port(self.url)
@@ -93,7 +115,15 @@ class AgentClient:
         self.max_response_bytes = max_response_bytes
         self.op_timeout_s = op_timeout_s  # overrides every deadline (tests, impatient callers)
         self.connect_timeout_s = connect_timeout_s
-        self._client = egress_client("twin agent", allow=allow, headers={"Authorization": f"Bearer {token}"})
+        transport: dict[str, Any] = {}
+        if self.url.startswith("https://"):
+            transport["verify"] = tls_client_context(tls_ca, tls_cert, tls_key)
+        elif tls_cert:
+            # A client certificate is set for mutual TLS: sending the token in clear would defeat it.
+            raise AgentError(f"agent {self.url}: a client certificate is configured (mutual TLS) but the URL is "
+                             "http://; write https://")
+        self._client = egress_client("twin agent", allow=allow, transport=transport,
+                                     headers={"Authorization": f"Bearer {token}"})
 
     def close(self) -> None:
         self._client.close()
@@ -130,6 +160,9 @@ class AgentClient:
         except httpx.RemoteProtocolError as exc:
             raise AgentError(f"{what}: the connection broke or the answer was cut short ({exc})") from None
         except httpx.HTTPError as exc:
+            if "[SSL" in str(exc):  # the handshake failed, on either side (ConnectError or ReadError)
+                raise AgentError(f"{what}: TLS refused ({exc}): check AEGIS_AGENT_TLS_CA and the client "
+                                 "certificate (AEGIS_AGENT_CLIENT_CERT)") from None
             raise AgentError(f"{what}: cannot reach the agent ({type(exc).__name__}: {exc})") from None
         try:
             doc = json.loads(b"".join(chunks))
@@ -167,11 +200,13 @@ class RemoteBackend:
 
     def __init__(self, url: str | None = None, *, token_file: str | None = None, token: str | None = None,
                  allow: list[str] | None = None, lease_s: float = DEFAULT_LEASE_S,
-                 op_timeout_s: float | None = None, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
+                 op_timeout_s: float | None = None, max_response_bytes: int = MAX_RESPONSE_BYTES,
+                 tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None) -> None:
         if not url:
             raise AgentError("the http twin backend needs an agent URL: set AEGIS_TWIN_AGENTS or --agent URL")
         self.client = AgentClient(url, token=_token_from(token, token_file), allow=allow,
-                                  op_timeout_s=op_timeout_s, max_response_bytes=max_response_bytes)
+                                  op_timeout_s=op_timeout_s, max_response_bytes=max_response_bytes,
+                                  tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
         self.lease_s = lease_s
         self.tier = "real"  # until the agent says otherwise (health / spawn facts)
 

@@ -172,6 +172,9 @@ def twin_backend_for(run: PreflightRun) -> Any:
         agents=list(run.options.get("agents") or settings.AEGIS_TWIN_AGENTS),
         allow=list(settings.AEGIS_EGRESS_ALLOW),
         token_file=run.options.get("agent_token_file") or settings.AEGIS_AGENT_TOKEN_FILE or None,
+        tls_ca=settings.AEGIS_AGENT_TLS_CA or None,
+        tls_cert=settings.AEGIS_AGENT_CLIENT_CERT or None,
+        tls_key=settings.AEGIS_AGENT_CLIENT_KEY or None,
     )
 
 

@@ -40,14 +40,15 @@ class LiveAgent:
 
 
 def agent_start(backend: Any, *, port: int = 0, allow: list[str] | None = None, budget_mb: int = 100_000,
-                lease_s: float = 30.0, token: str = TOKEN) -> LiveAgent:
+                lease_s: float = 30.0, token: str = TOKEN, tls: Any = None) -> LiveAgent:
     agent = TwinAgent(AgentConfig(token=token, allow=allow or ["127.0.0.0/8", "::1/128"], budget_mb=budget_mb,
                                   lease_s=lease_s, expire_every_s=0.1), backend)
-    server = AgentHTTPServer(("127.0.0.1", port), agent)
+    server = AgentHTTPServer(("127.0.0.1", port), agent, tls=tls)
     agent.start()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    return LiveAgent(agent, server, thread, f"http://127.0.0.1:{server.server_address[1]}")
+    scheme = "https" if tls is not None else "http"
+    return LiveAgent(agent, server, thread, f"{scheme}://127.0.0.1:{server.server_address[1]}")
 
 
 @contextmanager

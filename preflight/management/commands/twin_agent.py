@@ -12,7 +12,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from twin import get_backend
-from twin.agent import DEFAULT_PORT, AgentConfig, TwinAgent, agent_serve, parse_listen, token_read
+from twin.agent import (
+    DEFAULT_PORT,
+    AgentConfig,
+    TwinAgent,
+    agent_serve,
+    parse_listen,
+    tls_server_context,
+    token_read,
+)
 from twin.base import TwinError
 from twin.capacity import default_budget_mb
 
@@ -33,6 +41,13 @@ class Command(BaseCommand):
         parser.add_argument("--underlay", default=settings.AEGIS_AGENT_UNDERLAY or None,
                             help="this host's address for VXLAN links to other agents (a lab split across hosts; "
                                  "default AEGIS_AGENT_UNDERLAY)")
+        parser.add_argument("--tls-cert", default=settings.AEGIS_AGENT_TLS_CERT or None, metavar="FILE",
+                            help="serve HTTPS with this certificate (PEM; default AEGIS_AGENT_TLS_CERT)")
+        parser.add_argument("--tls-key", default=settings.AEGIS_AGENT_TLS_KEY or None, metavar="FILE",
+                            help="the certificate's private key (PEM; default AEGIS_AGENT_TLS_KEY)")
+        parser.add_argument("--tls-ca", default=settings.AEGIS_AGENT_TLS_CA or None, metavar="FILE",
+                            help="mutual TLS: answer only callers with a client certificate this CA signed "
+                                 "(PEM; default AEGIS_AGENT_TLS_CA). The bearer token is still required")
         parser.add_argument("--lease-s", type=float, default=float(settings.AEGIS_AGENT_LEASE_S),
                             help="default lease: a twin not renewed for this long is torn down")
 
@@ -45,6 +60,11 @@ class Command(BaseCommand):
             if opts["underlay"]:
                 ipaddress.ip_address(opts["underlay"])
             token = token_read(opts["token_file"])
+            tls = None
+            if opts["tls_cert"] or opts["tls_key"] or opts["tls_ca"]:
+                if not (opts["tls_cert"] and opts["tls_key"]):
+                    raise ValueError("TLS needs both --tls-cert and --tls-key (a --tls-ca alone cannot serve HTTPS)")
+                tls = tls_server_context(opts["tls_cert"], opts["tls_key"], opts["tls_ca"])
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         try:
@@ -60,8 +80,9 @@ class Command(BaseCommand):
             holder["server"] = server
             bound = server.server_address
             # The first line is read by scripts and tests to learn the port (with --listen HOST:0).
+            scheme = ("https, client certificates required" if opts["tls_ca"] else "https") if tls else "http"
             self.stdout.write(f"twin agent {agent.agent_id} listening on {bound[0]}:{bound[1]} "
-                              f"(backend {backend.name}, budget {budget} MB, lease {opts['lease_s']:g} s)")
+                              f"(backend {backend.name}, budget {budget} MB, lease {opts['lease_s']:g} s, {scheme})")
             self.stdout.flush()
 
         def stop(signum: int, _frame: Any) -> None:
@@ -72,7 +93,7 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, stop)
         try:
-            agent_serve(agent, host, port, ready=ready)
+            agent_serve(agent, host, port, ready=ready, tls=tls)
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         self.stdout.write("twin agent stopped; every twin it held was torn down")
