@@ -2,6 +2,13 @@
 verdict and reasons, rollback verified, and nothing left running afterwards.
 
 Few and real: one twin per example that gets past the static checks (~20 s each).
+
+One example of each bundled lab besides the triangle runs through the `http` backend instead:
+a twin agent on loopback (in this process, real HTTP) serving the same netns twins. The
+example's expectations are what netns gives (every other example of the lab runs on netns), so
+the agent must give the same result for the same lab and change (issue 11) - at no extra twin.
+The triangle is compared run against run in twin/tests/test_agent_netns.py, a fabric split
+across two agents in twin/tests/test_split_netns.py.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ pytestmark = [pytest.mark.twin, pytest.mark.slow,
               pytest.mark.skipif(real_twin_possible() is not None, reason=str(real_twin_possible()))]
 
 EXAMPLES = examples()
+THROUGH_AGENT = {"bfd/bfd_lost", "campus/adjacency_lost", "fabric/session_lost"}
 
 
 class Seen:
@@ -58,6 +66,8 @@ def test_example_change_on_the_real_twin(ex, tmp_path, request):
             settings.AEGIS_HOME = tmp_path / "home"
             settings.AEGIS_SITE_KEY_FILE = tmp_path / "home" / "keys" / "site_ed25519.pem"
             result = _readme_demo(ex, tmp_path)
+        elif ex.id in THROUGH_AGENT:
+            result = _through_agent(ex, change_load(text, topology), seen)
         else:
             result = run_preflight(ex.lab, change_load(text, topology), backend="netns", progress=seen,
                                    failures=ex.failures)
@@ -82,6 +92,19 @@ def test_example_change_on_the_real_twin(ex, tmp_path, request):
                 seen.prefixes.add(prefix)
         for prefix in seen.prefixes:
             assert twin_leftovers(prefix) == []
+
+
+def _through_agent(ex, change, seen):
+    from twin.netns import NetnsBackend
+    from twin.remote import RemoteBackend
+    from twin.tests.agent_helpers import TOKEN, live_agent
+
+    with live_agent(NetnsBackend()) as agent:
+        result = run_preflight(ex.lab, change, backend=RemoteBackend(agent.url, token=TOKEN), progress=seen,
+                               failures=ex.failures)
+        assert result["twin"]["backend"] == "http" and result["twin"]["tier"] == "real"
+        assert agent.agent.status()["twins"] == []  # the run tore its twin down through the agent
+    return result
 
 
 def _readme_demo(ex, out_dir):
