@@ -7,7 +7,12 @@ simulator so these run in seconds. The same protocol over real FRR is in test_ag
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -118,6 +123,43 @@ def test_a_twin_whose_caller_stops_renewing_is_torn_down():
         assert _torn_down_once(sim)
         with pytest.raises(AgentError, match="404 not_found.*lease expired"):
             twin.snapshot()
+
+
+CALLER = """
+import sys, time
+from twin.remote import RemoteBackend
+from twin.topology import load_lab
+twin = RemoteBackend(sys.argv[1], token=sys.argv[2], allow=["127.0.0.0/8"], lease_s=1.0).spawn(load_lab(sys.argv[3]))
+print(twin.twin_id, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_caller_killed_mid_run_loses_its_twin_one_lease_later():
+    # given a caller in its own process holding a twin with a 1 s lease
+    sim = SimulatorBackend()
+    with live_agent(sim) as agent:
+        caller = subprocess.Popen([sys.executable, "-c", CALLER, agent.url, TOKEN, str(TRIANGLE)],
+                                  stdout=subprocess.PIPE, text=True, cwd=LABS.parent)
+        try:
+            twin_id = (caller.stdout.readline() if caller.stdout else "").strip()
+            assert len(twin_id) == 32, "the caller did not spawn"
+            # its renewals keep the twin well past the lease while it lives
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                assert [t["twin_id"] for t in agent.agent.status()["twins"]] == [twin_id]
+                time.sleep(0.2)
+            # when it is killed (no teardown, its connection gone), the lease runs out and the agent tears down
+            os.kill(caller.pid, signal.SIGKILL)
+            caller.wait(10)
+            wait_for(lambda: agent.agent.status()["twins"] == [], timeout=20, what="lease expiry after the kill")
+            assert _torn_down_once(sim) and len(sim.twins) == 1
+        finally:
+            if caller.poll() is None:
+                os.kill(caller.pid, signal.SIGKILL)
+                caller.wait(10)
+            if caller.stdout:
+                caller.stdout.close()
 
 
 def test_a_spawn_over_the_memory_budget_is_refused_with_the_figures():
