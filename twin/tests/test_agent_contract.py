@@ -243,11 +243,13 @@ FAULT_CASES = [
 @pytest.mark.parametrize("fault, op, words", FAULT_CASES, ids=[f"{f}-{o}" for f, o, _ in FAULT_CASES])
 def test_a_broken_answer_blocks_the_run_with_the_reason_and_leaves_no_twin(fault, op, words):
     sim = SimulatorBackend()
-    with live_agent(sim) as agent, fault_proxy(agent.url, fault, op, slow_s=2.0,
+    with live_agent(sim) as agent, fault_proxy(agent.url, fault, op, slow_s=4.5,
                                                oversized_bytes=2 * 1024 * 1024) as proxy:
         backend = RemoteBackend(proxy.url, token=TOKEN, op_timeout_s=None, max_response_bytes=1024 * 1024)
         if fault == "slow":
-            backend.client.op_timeout_s = 1.0
+            # Every operation gets this deadline; 3 s leaves the ones before `apply` room on a loaded
+            # host (1 s failed spawn or converge at load 22), and the slowed answer comes 1.5 s past it.
+            backend.client.op_timeout_s = 3.0
         result = run_preflight(TRIANGLE, _change("ship_ready"), backend=backend)
         assert proxy.fired == 1
         assert result["verdict"] == "blocked"
