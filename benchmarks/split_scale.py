@@ -1,6 +1,6 @@
 """The largest fabric one twin host holds, and the same fabric split across two agents.
 
-    sudo .venv/bin/python benchmarks/split_scale.py [--sizes 20,50,100,200] [--modes one,split]
+    .venv/bin/python benchmarks/split_scale.py   # as root [--sizes 20,50,100,200] [--modes one,split]
 
 Two "hosts" are made on this machine the way twin/tests/test_split_netns.py makes them: two
 network namespaces joined by a veth underlay, each running `manage.py twin_agent` (real HTTP,
