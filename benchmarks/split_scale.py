@@ -167,10 +167,11 @@ def main() -> int:
     if per_router:
         worst = max(per_router)
         budget = host_total_mb() - RESERVE_MB
+        charged = (twin_cost_mb(topo) - TWIN_BASE_MB) / len(topo.routers())  # the largest fabric of the run
         print(f"largest PSS per router measured: {worst:.1f} MB; a host of {host_total_mb()} MB keeping "
               f"{RESERVE_MB} MB for itself holds ~{int((budget - TWIN_BASE_MB) / worst)} such routers in one twin "
-              f"(the agent's own admission charges {max(node_cost_mb(topo, r) for r in topo.routers())} MB "
-              f"per router: ~{int((budget - TWIN_BASE_MB) / max(node_cost_mb(topo, r) for r in topo.routers()))})")
+              f"(the admission charges {charged:.1f} MB per router of the {len(topo.routers())}-router fabric: "
+              f"~{int((budget - TWIN_BASE_MB) / charged)})")
     dead = [r["run_id"] for r in twin_runs() if not r["owner_alive"]]
     print(f"load average at end {' '.join(f'{x:.1f}' for x in os.getloadavg())}; runs left by dead owners: {dead}")
     return 0

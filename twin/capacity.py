@@ -4,33 +4,61 @@ The per-node figure is measured, not guessed (docs/performance.md, twin benchmar
 zebra + staticd + bgpd take 22.5-26.5 MB PSS per node, growing with the routes a larger fabric
 carries; ospfd, ospf6d or bfdd add a few MB more. We charge the top of the measured range plus
 the extra daemons, so a budget errs on the side of admitting fewer twins.
+
+bgpd also grows with its sessions: a fabric spine measured 33.9 / 56.4 / 92.5 MB PSS with 18 / 48
+/ 96 BGP neighbours against 21.8 MB for a leaf with 2 (docs/performance.md, "Largest fabric"),
+~0.75 MB per neighbour. The flat per-node figure was measured on routers with 2-4 neighbours;
+each neighbour past 4 adds BGP_PEER_MB, so the node holding a large fabric's spines (and the
+agent a split places them on) is charged what it holds, not the fabric's average.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from .base import Topology
+from .base import Node, Topology
 
 NODE_COST_MB = 27  # zebra + staticd + bgpd, top of the measured 22.5-26.5 MB PSS, rounded up
 DAEMON_EXTRA_MB = {"ospfd": 5, "ospf6d": 4, "bfdd": 4, "isisd": 5, "ldpd": 4, "pimd": 5}
 HOST_NODE_MB = 1  # a plain `host` node is a namespace and a `sleep`
 TWIN_BASE_MB = 8  # the run folder, the switch namespace, vtysh and frr-reload while they run
+BGP_PEER_MB = 0.75  # bgpd PSS per BGP neighbour (measured slope, 2 to 96 neighbours)
+BGP_PEERS_IN_NODE_COST = 4  # NODE_COST_MB was measured on routers with up to this many neighbours
+_NEIGHBOR_LINE = re.compile(r"^[ \t]*neighbor[ \t]+(\S+)[ \t]+(\S+)([ \t]+\S+)?", re.M)
+
+
+def bgp_neighbors(frr_conf: str | None) -> int:
+    """Distinct BGP neighbours a config names (addresses or interfaces; peer-group names are not peers)."""
+    peers: set[str] = set()
+    groups: set[str] = set()
+    for m in _NEIGHBOR_LINE.finditer(frr_conf or ""):
+        name, keyword, arg = m.group(1), m.group(2), m.group(3)
+        if keyword == "peer-group" and not arg:
+            groups.add(name)  # `neighbor PG peer-group` defines the group
+        else:
+            peers.add(name)
+    return len(peers - groups)
+
+
+def node_cost_mb(node: Node) -> int:
+    """The memory (MB, PSS) one node of a twin is expected to hold."""
+    if node.role == "frr":
+        cost = NODE_COST_MB + sum(DAEMON_EXTRA_MB.get(d, 0) for d in node.daemons)
+        if "bgpd" in node.daemons:
+            cost += math.ceil(max(0, bgp_neighbors(node.frr_conf) - BGP_PEERS_IN_NODE_COST) * BGP_PEER_MB)
+        return cost
+    return HOST_NODE_MB if node.role == "host" else 0
 
 
 def twin_cost_mb(topology: Topology) -> int:
     """The memory (MB, PSS) a twin of `topology` is expected to hold while it runs."""
-    total = TWIN_BASE_MB
-    for node in topology.nodes.values():
-        if node.role == "frr":
-            total += NODE_COST_MB + sum(DAEMON_EXTRA_MB.get(d, 0) for d in node.daemons)
-        elif node.role == "host":
-            total += HOST_NODE_MB
-    return total
+    return TWIN_BASE_MB + sum(node_cost_mb(node) for node in topology.nodes.values())
 
 
 def host_available_mb(meminfo: str = "/proc/meminfo") -> int:

@@ -37,7 +37,8 @@ from .base import (
     TwinError,
     no_progress,
 )
-from .capacity import DAEMON_EXTRA_MB, HOST_NODE_MB, NODE_COST_MB, TWIN_BASE_MB
+from .capacity import TWIN_BASE_MB
+from .capacity import node_cost_mb as _node_cost_mb
 from .fib import fib_links
 from .netns import loopbacks_of, mac_for, reachability_pairs
 from .remote import AgentError, RemoteBackend, RemoteTwin
@@ -46,10 +47,8 @@ VXLAN_MTU = 1450  # 1500 less 50 bytes of VXLAN over an IPv4 underlay with MTU 1
 
 
 def node_cost_mb(topology: Topology, name: str) -> int:
-    node = topology.nodes[name]
-    if node.role == "frr":
-        return NODE_COST_MB + sum(DAEMON_EXTRA_MB.get(d, 0) for d in node.daemons)
-    return HOST_NODE_MB if node.role == "host" else 0
+    """What node `name` is charged against an agent's budget (twin/capacity.py)."""
+    return _node_cost_mb(topology.nodes[name])
 
 
 def _atoms(topology: Topology) -> list[list[str]]:

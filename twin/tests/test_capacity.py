@@ -7,7 +7,16 @@ import subprocess
 import threading
 from pathlib import Path
 
-from twin.capacity import NODE_COST_MB, TWIN_BASE_MB, CapacityLedger, twin_cost_mb
+from twin.capacity import (
+    BGP_PEER_MB,
+    NODE_COST_MB,
+    TWIN_BASE_MB,
+    CapacityLedger,
+    bgp_neighbors,
+    node_cost_mb,
+    twin_cost_mb,
+)
+from twin.fabricgen import fabric_write
 from twin.topology import load_lab
 
 LABS = Path(__file__).resolve().parents[2] / "labs"
@@ -18,6 +27,23 @@ def test_cost_is_the_measured_per_node_figure_plus_extra_daemons():
     assert twin_cost_mb(triangle) == TWIN_BASE_MB + 3 * NODE_COST_MB
     campus = load_lab(LABS / "campus")  # OSPF adds ospfd to every router
     assert twin_cost_mb(campus) > TWIN_BASE_MB + len(campus.routers()) * NODE_COST_MB
+
+
+def test_a_router_with_many_bgp_sessions_is_charged_for_them(tmp_path):
+    # given a 50-router fabric: each of its 2 spines peers with 48 leaves, each leaf with the 2 spines
+    fabric_write(tmp_path / "fab", 2, 48, name="fab50")
+    fab = load_lab(tmp_path / "fab")
+    assert bgp_neighbors(fab.nodes["spine1"].frr_conf) == 48 and bgp_neighbors(fab.nodes["leaf1"].frr_conf) == 2
+    # then a leaf costs the flat per-node figure, a spine that plus each session past 4 (measured 56.4 MB PSS)
+    assert node_cost_mb(fab.nodes["leaf1"]) == NODE_COST_MB
+    assert node_cost_mb(fab.nodes["spine1"]) == NODE_COST_MB + round(44 * BGP_PEER_MB) == 60
+    assert twin_cost_mb(fab) == TWIN_BASE_MB + 48 * NODE_COST_MB + 2 * 60
+    # peer-group names are not peers; members, interface peers and repeated lines count once
+    conf = ("router bgp 65001\n neighbor FABRIC peer-group\n neighbor FABRIC remote-as external\n"
+            " neighbor 10.0.0.1 peer-group FABRIC\n neighbor 10.0.0.3 peer-group FABRIC\n"
+            " neighbor eth3 interface remote-as external\n address-family ipv4 unicast\n"
+            "  neighbor FABRIC activate\n  neighbor 10.0.0.1 route-map IN in\n")
+    assert bgp_neighbors(conf) == 3
 
 
 def test_the_ledger_admits_within_the_budget_and_refuses_past_it(tmp_path):
