@@ -18,6 +18,7 @@ import json
 import platform
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -506,14 +507,23 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         run.reasons.append(reason("UNDECLARED_EFFECT", f"{len(gains)} effect(s) beyond {against}: {shown}"))
     for m in state["classification"]["expected_missing"]:
         run.reasons.append(reason("EXPECTED_EFFECT_MISSING", m))
-    run.step("dataplane", lambda: _dataplane(run, state, twin, change),
-             "forwarding outcomes from every router's FIB, before vs after; witnessed by real packets")
+    # The invariants' pings run while the data plane is read and witnessed: both only look at
+    # the changed network S1 (a ping moves no route), and a `must_not_reach` or a witness of a
+    # dropped destination each wait out a 1 s ping timeout that need not be paid twice. Both
+    # finish before any failure scenario takes a link down.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-invariants") as ex:
+        pending = ex.submit(invariants_evaluate, invariants, s1, twin.reach)
+        try:
+            run.step("dataplane", lambda: _dataplane(run, state, twin, change),
+                     "forwarding outcomes from every router's FIB, before vs after; witnessed by real packets")
+        finally:
+            wait([pending])
     failed_after = run.step("resilience_change", lambda: _scenarios_run(
         run, state, twin, bounds, list(getattr(conv["change"], "down", []) or [])),
                             f"the same {len(state['scenarios'])} failure scenario(s) on the changed network")
     _resilience(run, state, change, s0, s1, failed_after)
-    inv = run.step("invariants", lambda: invariants_evaluate(invariants, s1, twin.reach),
-                   f"{len(invariants)} invariant(s)")
+    inv = run.step("invariants", pending.result,
+                   f"{len(invariants)} invariant(s) on the changed network (pinged while the data plane was read)")
     state["invariants"] = inv
     for r in inv:
         if not r["ok"]:
@@ -647,10 +657,22 @@ def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list
         t_start = time.monotonic()
         down = list(getattr(cr, "down", []) or [])
         snap = twin.snapshot()
-        checks = invariants_evaluate(invariants, snap, twin.reach)
+        # The invariants' pings run while the second look (below) settles: a ping moves no
+        # route, and the second look's settling is time the network must be watched anyway.
+        settled_again = False
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-invariants") as ex:
+            pending = ex.submit(invariants_evaluate, invariants, snap, twin.reach)
+            try:
+                if not down:
+                    twin.converge(converge_timeout, stable_for)
+                    settled_again = True
+            finally:
+                wait([pending])
+        checks = pending.result()
         attempts = 0
         while (down or any(not c["ok"] for c in checks)) and attempts < BASELINE_SETTLE_ATTEMPTS and \
                 time.monotonic() - t_start < converge_timeout:
+            settled_again = False
             attempts += 1
             what = f"{len(down)} session(s) still down" if down else "an invariant fails"
             run.emit("snapshot_baseline", "info", f"baseline: {what}; settling again ({attempts})")
@@ -665,7 +687,9 @@ def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list
         # new snapshot until two agree, a bounded number of times.
         looks = 0
         while time.monotonic() - t_start < converge_timeout:
-            twin.converge(converge_timeout, stable_for)
+            if not settled_again:
+                twin.converge(converge_timeout, stable_for)
+            settled_again = False
             again = twin.snapshot()
             if again == snap or looks >= BASELINE_SETTLE_ATTEMPTS:
                 break
@@ -684,12 +708,40 @@ def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list
     return run.step("snapshot_baseline", baseline)
 
 
-def _settle_failed(twin: Any, timeout: float, stable_for: float) -> Any:
+def _settle_failed(twin: Any, timeout: float, stable_for: float, expect_down: list[str] | None = None) -> Any:
     """Settle with a failure in place: sessions over the failed link stay down for good, so the
-    quiet window that lets down sessions count as settled is shortened (netns twin)."""
-    if "quiet_for" in inspect.signature(twin.converge).parameters:
-        return twin.converge(timeout, stable_for, quiet_for=max(2 * stable_for, 6.0))
+    quiet window that lets down sessions count as settled is shortened (netns twin), and the
+    sessions the failure takes down by construction (`expect_down`) need no quiet window at all."""
+    params = inspect.signature(twin.converge).parameters
+    if "quiet_for" in params:
+        extra: dict[str, Any] = {"expect_down": expect_down} if expect_down and "expect_down" in params else {}
+        return twin.converge(timeout, stable_for, quiet_for=max(2 * stable_for, 6.0), **extra)
     return twin.converge(timeout, stable_for)
+
+
+def _sessions_over(snapshot: dict[str, Any], ends: list[tuple[str, str]]) -> list[str]:
+    """The BGP sessions (as "NODE: bgp PEER ") whose peer address lies on a failed interface's
+    subnet, or that run over the interface itself (unnumbered): they go down with the link and
+    cannot come back while it is down."""
+    nodes = snapshot.get("nodes") or {}
+    nets = []
+    for node, iface in ends:
+        for addr in ((nodes.get(node) or {}).get("interfaces") or {}).get(iface, {}).get("addresses") or []:
+            try:
+                nets.append(ipaddress.ip_interface(addr).network)
+            except ValueError:
+                continue
+    failed = set(ends)
+    out = []
+    for node, data in sorted(nodes.items()):
+        for peer in (data.get("bgp") or {}):
+            try:
+                on_link = any(ipaddress.ip_address(peer.split("%")[0]) in n for n in nets)
+            except ValueError:
+                on_link = (node, peer) in failed  # an unnumbered session is named by its interface
+            if on_link:
+                out.append(f"{node}: bgp {peer} ")
+    return out
 
 
 def _scenarios_run(run: _Run, state: dict[str, Any], twin: Any, bounds: tuple[float, float], down_before: list[str]
@@ -702,10 +754,11 @@ def _scenarios_run(run: _Run, state: dict[str, Any], twin: Any, bounds: tuple[fl
         t0 = time.monotonic()
         ends = scenario_interfaces(topology, sc)
         run.emit(run.current, "info", f"{sc['name']}: failing {', '.join(f'{n}:{i}' for n, i in ends)}")
+        gone = _sessions_over(state["snapshots"].get("after") or state["snapshots"].get("baseline") or {}, ends)
         try:
             for node, iface in ends:
                 twin.set_link(node, iface, False)
-            cr = _settle_failed(twin, timeout, stable_for)
+            cr = _settle_failed(twin, timeout, stable_for, gone)
             items = survivors(twin.snapshot())
         finally:
             for node, iface in ends:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from preflight.core.invariants import invariants_evaluate, invariants_load
@@ -76,3 +78,24 @@ def test_bundled_triangle_invariants_load(triangle):
 
     invs = invariants_load(LABS / "triangle", triangle)
     assert len(invs) >= 5 and {i["kind"] for i in invs} <= set(KINDS)
+
+
+def test_live_pings_of_several_invariants_run_at_once():
+    # given three reachability invariants whose pairs the snapshot did not sample, and a ping
+    # that only returns once another ping is in flight (a barrier: sequential pings would break it)
+    barrier = threading.Barrier(3, timeout=10)
+    asked = []
+
+    def reach(src: str, dst: str) -> bool:
+        asked.append((src, dst))
+        barrier.wait()
+        return dst != "203.0.113.1"
+
+    invariants = [{"kind": "must_reach", "spec": {"from": "r1", "to": "10.255.0.2"}},
+                  {"kind": "must_reach", "spec": {"from": "r3", "to": "10.255.0.1"}},
+                  {"kind": "must_not_reach", "spec": {"from": "r1", "to": "203.0.113.1"}}]
+    # when they are evaluated, then each pair is pinged once, concurrently, and judged as before
+    results = invariants_evaluate(invariants, {"nodes": {}}, reach)
+    assert [r["ok"] for r in results] == [True, True, True]
+    assert sorted(asked) == sorted({(i["spec"]["from"], i["spec"]["to"]) for i in invariants})
+    assert results[2]["detail"] == "r1 does not reach 203.0.113.1"
