@@ -236,6 +236,12 @@ if AEGIS_FAILURE_SCENARIOS_MAX < 0:
 # each Celery worker process) may hold in converged baseline twins, least recently used evicted.
 # 0 turns warm twins off. A triangle holds about 70 MB, a 10-router fabric about 230 MB.
 AEGIS_WARM_TWINS_MB = env_int("AEGIS_WARM_TWINS_MB", 2048)
+# Each process holding warm twins writes what it holds here (one JSON file per process), for
+# the admin's "Warm twins" page and `manage.py twin_pool status`.
+AEGIS_WARM_STATUS_DIR = AEGIS_HOME / "warm-twins"
+# `manage.py twin_pool serve` (a long-lived holder of warm twins for `manage.py preflight --warm`)
+# listens on this unix socket (root only, mode 0600).
+AEGIS_TWIN_POOL_SOCKET = env_path("AEGIS_TWIN_POOL_SOCKET", AEGIS_HOME / "twin-pool.sock")
 
 # Evidence
 AEGIS_SITE_KEY_FILE = env_path("AEGIS_SITE_KEY_FILE", AEGIS_HOME / "keys" / "site_ed25519.pem")

@@ -1,7 +1,15 @@
+from typing import Any
+
+from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from guardian.admin import GuardedModelAdmin
 
 from preflight.models import ChangeRequest, Lab, PreflightRun, RunEvent
+from twin.pool import pool_status_read
 
 
 @admin.register(Lab)
@@ -34,3 +42,25 @@ class PreflightRunAdmin(GuardedModelAdmin):
     search_fields = ["run_id", "change__title"]
     readonly_fields = [f.name for f in PreflightRun._meta.fields]
     inlines = [RunEventInline]
+
+    def get_urls(self) -> list[URLPattern]:
+        # A read-only page beside the runs: what the long-lived workers hold warm (twin/pool.py).
+        own = [path("warm-twins/", self.admin_site.admin_view(self.warm_twins_view), name="preflight_warm_twins")]
+        return own + super().get_urls()
+
+    def warm_twins_view(self, request: HttpRequest) -> HttpResponse:
+        """Every warm-twin pool on this host, from the status file each holder rewrites on every change."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        pools = pool_status_read(settings.AEGIS_WARM_STATUS_DIR)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Warm twins",
+            "opts": self.model._meta,
+            "pools": pools,
+            "live": [p for p in pools if not p["stale"]],
+            "stale": [p for p in pools if p["stale"]],
+            "status_dir": settings.AEGIS_WARM_STATUS_DIR,
+            "budget_mb": settings.AEGIS_WARM_TWINS_MB,
+        }
+        return TemplateResponse(request, "admin/preflight/warm_twins.html", context)

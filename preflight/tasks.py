@@ -27,7 +27,7 @@ def run_execute_task(self: Any, run_pk: int) -> str:
         raise self.retry(countdown=settings.AEGIS_CAPACITY_RETRY_S, max_retries=None)
     try:
         # A Celery worker process lives on between runs: it keeps warm twins (AEGIS_WARM_TWINS_MB).
-        return run_execute(run_pk=run_pk, twin_pool=twin_pool_get(settings.AEGIS_WARM_TWINS_MB))
+        return run_execute(run_pk=run_pk, twin_pool=twin_pool_get(settings.AEGIS_WARM_TWINS_MB, settings.AEGIS_WARM_STATUS_DIR, "celery"))
     finally:
         run_release(run_pk=run_pk)
 

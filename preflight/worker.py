@@ -47,7 +47,7 @@ def _execute(run_pk: int) -> str:
             time.sleep(float(settings.AEGIS_CAPACITY_RETRY_S))
         try:
             # This process lives on between runs: it keeps warm twins (AEGIS_WARM_TWINS_MB; 0 = off).
-            return run_execute(run_pk=run_pk, twin_pool=twin_pool_get(settings.AEGIS_WARM_TWINS_MB))
+            return run_execute(run_pk=run_pk, twin_pool=twin_pool_get(settings.AEGIS_WARM_TWINS_MB, settings.AEGIS_WARM_STATUS_DIR, "serve"))
         finally:
             run_release(run_pk=run_pk)
     except Exception:

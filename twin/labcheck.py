@@ -59,8 +59,11 @@ def lab_check(lab_dir: str | Path, *, timeout: float = 120.0, stable_for: float 
         twin.teardown()
         report["teardown_s"] = round(time.monotonic() - t1, 3)
         report["total_s"] = round(time.monotonic() - t0, 3)
-    # What long-lived workers on this host hold warm for this lab (twin/pool.py).
-    report["warm_twins"] = [w for w in warm_twins_held() if w["lab"] == topology.name]
+    # What long-lived workers on this host hold warm (twin/pool.py): this lab's, and all of them.
+    held = warm_twins_held()
+    report["warm_twins"] = [w for w in held if w["lab"] == topology.name]
+    report["warm_twins_host"] = {"twins": len(held), "memory_mb": round(sum(w.get("memory_mb") or 0 for w in held), 1),
+                                 "labs": sorted({w["lab"] for w in held})}
     return report
 
 
@@ -97,8 +100,13 @@ def lab_check_text(r: dict[str, Any]) -> str:
         out += [f"  {w}" for w in r["warnings"]]
     out.append(f"torn down in {r['teardown_s']} s (total {r['total_s']} s)")
     warm = r.get("warm_twins") or []
+    host = r.get("warm_twins_host") or {}
     out.append(f"warm twins of this lab held by workers on this host: {len(warm)}"
-               + "".join(f"\n  twin {w['twin_id']} (worker pid {w['owner_pid']}, {w['memory_mb']} MB, "
-                         f"{'in use' if w['leased'] else 'idle'}, {w['uses']} run(s), baseline "
+               + "".join(f"\n  twin {w['twin_id']} (worker pid {w['owner_pid']}, {w.get('routers', '?')} routers, "
+                         f"{w['memory_mb']} MB, {'in use' if w['leased'] else 'idle'}, {w['uses']} run(s), "
+                         f"last used {w.get('last_used') or w.get('since')}, baseline "
                          f"{str(w['baseline_digest'])[:19]}…)" for w in warm))
+    if host.get("twins"):
+        out.append(f"warm twins on this host, all labs: {host['twins']} ({host['memory_mb']:g} MB: "
+                   f"{', '.join(host['labs'])})")
     return "\n".join(out)

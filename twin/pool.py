@@ -36,6 +36,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,11 +108,18 @@ class Lease:
 class TwinPool:
     """Warm baseline twins per lab for one process; thread-safe."""
 
-    def __init__(self, budget_mb: float) -> None:
+    def __init__(self, budget_mb: float, status_dir: str | Path | None = None, holder: str = "worker") -> None:
         self.budget_mb = float(budget_mb)
         self._entries: list[WarmTwin] = []
         self._lock = threading.Lock()
+        self._status_lock = threading.Lock()
         self._closed = False
+        self.holder = holder  # what kind of process holds the pool: worker, celery, twin_pool
+        self.started = time.time()
+        # One small JSON file per pool (pool_status_read), rewritten on every change, so a process
+        # that cannot see the twins (the web admin, not root) can show what is held, and by whom.
+        self.status_file = Path(status_dir) / f"{os.getpid()}.json" if status_dir else None
+        self._status_write()
 
     # ------------------------------------------------------------------ runs
 
@@ -133,10 +141,14 @@ class TwinPool:
             return None
         why = ""
         try:
-            snap = entry.twin.snapshot()
+            # Both reads at once: the snapshot's pings wait on the network, vtysh on the daemons.
+            with ThreadPoolExecutor(max_workers=1) as ex:
+                configs = ex.submit(self._configs, entry.twin)
+                snap = entry.twin.snapshot()
+                configs_now = configs.result()
             if snap != entry.baseline:
                 why = "its state no longer equals the baseline"
-            elif self._configs(entry.twin) != entry.configs:
+            elif configs_now != entry.configs:
                 why = "a running config no longer equals the baseline"
         except Exception as exc:  # noqa: BLE001 - a twin that cannot even be read is not reused
             why = f"it could not be checked: {exc}"
@@ -206,14 +218,26 @@ class TwinPool:
     def holdings(self) -> list[dict[str, Any]]:
         """What the pool holds, for lab_check and the admin."""
         with self._lock:
-            return [{"lab": e.lab, "twin_id": getattr(e.twin, "run_id", None), "routers": len(e.baseline.get("nodes", {})),
-                     "memory_mb": e.memory_mb, "baseline_digest": e.baseline_digest, "lab_digest": e.digest,
-                     "uses": e.uses, "leased": e.leased, "idle_s": round(time.monotonic() - e.last_used, 1)}
-                    for e in self._entries]
+            return [self._holding(e) for e in self._entries]
+
+    @staticmethod
+    def _holding(e: WarmTwin) -> dict[str, Any]:
+        idle = time.monotonic() - e.last_used
+        return {"lab": e.lab, "twin_id": getattr(e.twin, "run_id", None), "routers": len(e.baseline.get("nodes", {})),
+                "memory_mb": e.memory_mb, "baseline_digest": e.baseline_digest, "lab_digest": e.digest,
+                "uses": e.uses, "leased": e.leased, "idle_s": round(idle, 1),
+                "since": _utc(e.created), "last_used": _utc(time.time() - idle)}
 
     def memory_mb(self) -> float:
         with self._lock:
             return round(sum(e.memory_mb for e in self._entries), 1)
+
+    def status(self) -> dict[str, Any]:
+        """The pool as a whole: who holds it, its budget, and every twin (`holdings`)."""
+        twins = self.holdings()
+        return {"pid": os.getpid(), "pid_start": runstate.proc_start_time(os.getpid()), "holder": self.holder,
+                "started": _utc(self.started), "written": _utc(time.time()), "budget_mb": self.budget_mb,
+                "memory_mb": round(sum(t["memory_mb"] for t in twins), 1), "closed": self._closed, "twins": twins}
 
     def close(self) -> None:
         """Tear down every twin the pool holds (idle or leased). Idempotent."""
@@ -222,6 +246,22 @@ class TwinPool:
             entries, self._entries = self._entries, []
         for e in entries:
             self._discard(e, "the pool is closing")
+        if self.status_file is not None:
+            with self._status_lock:
+                self.status_file.unlink(missing_ok=True)
+
+    def _status_write(self) -> None:
+        if self.status_file is None or self._closed:
+            return
+        with self._status_lock:
+            try:
+                self.status_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.status_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(self.status(), sort_keys=True))
+                tmp.chmod(0o644)  # read by the web process's admin page, which may run as another user
+                tmp.replace(self.status_file)
+            except OSError as exc:
+                log.warning("cannot write the warm-pool status file %s: %s", self.status_file, exc)
 
     def _evict(self) -> None:
         while True:
@@ -236,30 +276,60 @@ class TwinPool:
 
     @staticmethod
     def _configs(twin: Any) -> dict[str, str]:
-        return {n: twin.running_config(n) for n in twin.topology.routers()}
+        routers = twin.topology.routers()
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(routers)))) as ex:
+            return dict(zip(routers, ex.map(twin.running_config, routers), strict=True))
 
-    @staticmethod
-    def _mark(entry: WarmTwin) -> None:
-        """Record in the twin's run record that the pool holds it (read by lab_check across processes)."""
+    def _mark(self, entry: WarmTwin) -> None:
+        """Record in the twin's run record that the pool holds it (read by lab_check across
+        processes), and rewrite the pool's status file."""
+        self._status_write()
         twin = entry.twin
         state = getattr(twin, "state", None)
         if not isinstance(state, dict) or not getattr(twin, "dir", None):
             return
-        state["pool"] = {"lab": entry.lab, "baseline_digest": entry.baseline_digest, "memory_mb": entry.memory_mb,
-                         "uses": entry.uses, "leased": entry.leased, "pid": os.getpid(),
-                         "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.created))}
+        h = self._holding(entry)
+        state["pool"] = {k: h[k] for k in ("lab", "routers", "baseline_digest", "memory_mb", "uses", "leased",
+                                            "since", "last_used")} | {"pid": os.getpid()}
         try:
             runstate.state_write(twin.dir, state)
         except OSError:
             pass
 
-    @staticmethod
-    def _discard(entry: WarmTwin, why: str) -> None:
+    def _discard(self, entry: WarmTwin, why: str) -> None:
+        self._status_write()
         log.info("warm twin %s of %s discarded: %s", getattr(entry.twin, "run_id", "?"), entry.lab, why)
         try:
             entry.twin.teardown()
         except Exception as exc:  # noqa: BLE001 - the reaper retries once this process has exited
             log.warning("teardown of warm twin %s failed: %s", getattr(entry.twin, "run_id", "?"), exc)
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def pool_status_read(status_dir: str | Path) -> list[dict[str, Any]]:
+    """Every pool's status file in `status_dir` whose process is still the one that wrote it.
+
+    A file left by a process that died (SIGKILL: no chance to remove it) is listed with
+    `stale: True` and no twins: the reaper removes such twins (their owner is gone), so they
+    must not be shown as held.
+    """
+    out: list[dict[str, Any]] = []
+    d = Path(status_dir)
+    if not d.is_dir():
+        return out
+    for path in sorted(d.glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(doc, dict) or not isinstance(doc.get("twins"), list):
+            continue
+        alive = runstate.pid_matches(int(doc.get("pid") or 0), doc.get("pid_start"))
+        out.append({**doc, "stale": not alive, "twins": doc["twins"] if alive else []})
+    return out
 
 
 def warm_twins_held() -> list[dict[str, Any]]:
@@ -283,7 +353,7 @@ _process_pool: TwinPool | None = None
 _process_lock = threading.Lock()
 
 
-def twin_pool_get(budget_mb: float) -> TwinPool | None:
+def twin_pool_get(budget_mb: float, status_dir: str | Path | None = None, holder: str = "worker") -> TwinPool | None:
     """This process's pool (made on first use), or None when the budget is 0 (warm twins off).
 
     The pool tears its twins down when the process exits normally or on SIGTERM/SIGHUP (when
@@ -294,7 +364,7 @@ def twin_pool_get(budget_mb: float) -> TwinPool | None:
         return None
     with _process_lock:
         if _process_pool is None:
-            _process_pool = TwinPool(budget_mb)
+            _process_pool = TwinPool(budget_mb, status_dir=status_dir, holder=holder)
             atexit.register(_process_pool.close)
             _install_signal_close(_process_pool)
         return _process_pool

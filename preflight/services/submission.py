@@ -28,9 +28,10 @@ from preflight.core.guards import GuardRejection, precheck
 from preflight.llm.config import LLMConfigError, llm_config_from_settings
 from preflight.llm.intent import IntentRejected, intent_check
 from preflight.models import ChangeRequest, Lab, PreflightRun
+from preflight.pool_client import HolderUnavailable, holder_run
 from preflight.services.dispatch import run_dispatch
 from preflight.services.events import event_append
-from preflight.services.execution import Observer, run_execute
+from preflight.services.execution import Observer, run_execute, run_folder
 from preflight.services.labs import lab_topology
 from twin import BACKENDS
 from twin.base import TopologyError, TwinError
@@ -191,7 +192,9 @@ def run_start(
     Checks the operator role itself (refuses with PermissionError); validates the change as the
     pipeline will (ChangeInvalid), so nothing is written for bad input. The run is handed to the
     site's dispatch after commit; `dispatch="inline"` executes it here before returning (the CLI,
-    whose `observer` sees every pipeline step as it happens).
+    whose `observer` sees every pipeline step as it happens); `dispatch="warm"` has the
+    `manage.py twin_pool serve` holder execute it with its warm twins while this call waits
+    (inline when no holder runs).
     """
     if not policy.can_submit(actor_of(operator)):
         raise PermissionError("Only members of the operator group can submit changes.")
@@ -280,7 +283,33 @@ def run_start(
         # The caller's process is the worker (the CLI): the run executes here and now.
         run_execute(run_pk=run.pk, observer=observer)
         run.refresh_from_db()
+    elif dispatch == "warm":
+        _run_execute_warm(run, observer)
+        run.refresh_from_db()
     return run
+
+
+def _run_execute_warm(run: PreflightRun, observer: Observer | None) -> None:
+    """`preflight --warm`: the twin_pool holder executes the run with its warm twins, while the
+    caller waits and sees every step; with no holder, the caller executes it itself (cold) and
+    the run's events say so."""
+    def accepted(doc: dict[str, Any]) -> None:
+        if observer is not None:
+            observer("run", "info", f"executed by the twin_pool holder (pid {doc.get('pid')}) with its warm twins", {})
+
+    if not run.folder:
+        # The files go where this caller looks for them, whatever the holder's own AEGIS_RUNS_DIR.
+        run.folder = str(run_folder(run).resolve())
+        run.save(update_fields=["folder"])
+    try:
+        holder_run(settings.AEGIS_TWIN_POOL_SOCKET, run.pk, observer, on_accept=accepted)
+        return
+    except HolderUnavailable as exc:
+        message = f"No warm twins: {exc}. This process runs it with a twin of its own (cold)."
+    event_append(run=run, step="run", status="info", message=message)
+    if observer is not None:
+        observer("run", "info", message, {})
+    run_execute(run_pk=run.pk, observer=observer)
 
 
 def _expect_stored(change: dict[str, Any]) -> dict[str, Any]:

@@ -96,6 +96,10 @@ class Command(BaseCommand):
         parser.add_argument("--operator", help="who submits the change (default: the login name)")
         parser.add_argument("--no-seal", action="store_true",
                             help="write result.json only: no bundle, no ledger entry, no PDF")
+        parser.add_argument("--warm", action="store_true",
+                            help="run on a warm twin held by `manage.py twin_pool serve` (AEGIS_TWIN_POOL_SOCKET): "
+                                 "seconds instead of a fresh twin's spawn and settling; without a holder the run "
+                                 "is cold and says so. netns backend only")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         as_json: bool = opts["json"]
@@ -108,7 +112,8 @@ class Command(BaseCommand):
         printer = _ProgressPrinter(self.stderr if as_json else self.stdout, tty=self._isatty(as_json))
         _interrupt_on_signals()
         try:
-            run = services.run_start(operator=operator, submission=submission, dispatch="inline", observer=printer)
+            run = services.run_start(operator=operator, submission=submission,
+                                     dispatch="warm" if opts["warm"] else "inline", observer=printer)
         except services.ChangeInvalid as exc:
             self._input_error(_invalid_message(exc, opts), as_json)
             return
@@ -117,7 +122,11 @@ class Command(BaseCommand):
             return
         except KeyboardInterrupt as exc:
             # The pipeline's `finally` has torn the twin down by now; the run is failed, nothing is sealed.
-            self.stderr.write(f"interrupted ({exc or 'SIGINT'}): the twin was torn down; nothing was sealed.")
+            # With --warm the holder runs it: it sees the caller gone at the run's next step and does the same.
+            self.stderr.write(f"interrupted ({exc or 'SIGINT'}): the twin was torn down; nothing was sealed."
+                              if not opts["warm"] else
+                              f"interrupted ({exc or 'SIGINT'}): the twin_pool holder stops the run at its next step "
+                              "and tears its twin down (unless its rollback was already proven); nothing is sealed.")
             sys.exit(EXIT_INTERRUPTED)
         self._report(run, opts, as_json)
 
@@ -133,6 +142,8 @@ class Command(BaseCommand):
         change_text = _change_text(Path(opts["change"])) if opts.get("change") else ""
         if opts["backend"] == "netns" and os.geteuid() != 0:
             raise InputError(NOT_ROOT)
+        if opts.get("warm") and opts["backend"] != "netns":
+            raise InputError("--warm keeps real FRR twins between runs: it needs --backend netns")
         _database_ready_check()
         try:
             lab = services.lab_for_folder(lab_path)
@@ -142,7 +153,7 @@ class Command(BaseCommand):
             operator = services.cli_operator(opts.get("operator") or _login_name())
         except PermissionError as exc:
             raise InputError(str(exc)) from None
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"warm": True} if opts.get("warm") else {}
         if opts.get("timeout") is not None:
             options["converge_timeout"] = opts["timeout"]
         try:
