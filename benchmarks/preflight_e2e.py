@@ -74,6 +74,10 @@ def raw_converge(topology, timeout: float) -> tuple[float, float, bool]:
         twin.teardown()
 
 
+def _load() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="triangle,10,50,100")
@@ -87,6 +91,7 @@ def main() -> int:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
     rows = []
+    print(f"load average at start: {_load()} ({os.cpu_count()} cores)", flush=True)
     with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
         for size in args.sizes.split(","):
             lab = lab_for(size.strip(), Path(tmp))
@@ -122,6 +127,7 @@ def main() -> int:
                 print(f"   {label}: " + ", ".join(f"{s} {res['timings'].get(s, 0):.2f}" for s in STEPS
                                                 if res["timings"].get(s) is not None), flush=True)
     print()
+    print(f"load average at end: {_load()}")
     for r in rows:
         print(f"{r['lab']}: raw {r['raw_converged_s']:.1f} s, cold {r['e2e_s']:.1f} s "
               f"({r['e2e_s'] / r['raw_converged_s']:.2f}x raw), warm {r['warm_s']:.1f} s "

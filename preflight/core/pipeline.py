@@ -480,44 +480,45 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         run.reasons.append(reason("CHANGE_NOT_CONVERGED",
                                   f"the network did not settle within {converge_timeout:.0f} s after the change: "
                                   f"{'; '.join(cr.still_moving[:5]) or 'still moving'}"))
-    s1 = run.step("snapshot_change", twin.snapshot)
-    after = {d: twin.running_config(d) for d in devices}
-    state["snapshots"]["after"] = s1
-
-    def do_diff() -> None:
-        _config_ledger(run, state, change, devices, before, after)
-        d = snapshot_diff(s0, s1)
-        state["diff"] = d
-        # A hand-written expect wins; without one, the intent inferred from the lines decides
-        # which effects are intended (shown to the operator in the result).
-        expect = change["expect"] if change["expect"].get("declared") else state["intent"]
-        state["classification"] = diff_classify(d, expect)
-
-    run.step("diff", do_diff)
-    codes = {"route_removed": "PREFIX_LOST", "route_blackholed": "PREFIX_BLACKHOLED", "session_lost": "SESSION_LOST", "adjacency_lost": "ADJACENCY_LOST",
-             "reachability_lost": "REACHABILITY_LOST"}
-    for item in state["classification"]["undeclared"]:
-        if item["loss"]:
-            against = "declared in expect" if change["expect"].get("declared") else "in the inferred intent"
-            run.reasons.append(reason(codes[item["kind"]], f"{item['message']} (not {against})"))
-    gains = [i for i in state["classification"]["undeclared"] if not i["loss"]]
-    if gains:
-        shown = "; ".join(i["message"] for i in gains[:3]) + (f"; and {len(gains) - 3} more" if len(gains) > 3 else "")
-        against = "expect" if change["expect"].get("declared") else "the inferred intent"
-        run.reasons.append(reason("UNDECLARED_EFFECT", f"{len(gains)} effect(s) beyond {against}: {shown}"))
-    for m in state["classification"]["expected_missing"]:
-        run.reasons.append(reason("EXPECTED_EFFECT_MISSING", m))
-    # The invariants' pings run while the data plane is read and witnessed: both only look at
-    # the changed network S1 (a ping moves no route), and a `must_not_reach` or a witness of a
-    # dropped destination each wait out a 1 s ping timeout that need not be paid twice. Both
-    # finish before any failure scenario takes a link down.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-invariants") as ex:
+    # Everything from here to the failure scenarios only looks at the changed network S1 (a
+    # ping moves no route), so the slow looks run side by side instead of one after the other:
+    # the data plane's FIB read and witness pings start now, the invariants' live pings as soon
+    # as S1 is taken. A witness of a dropped destination and a `must_not_reach` each wait out a
+    # 1 s ping timeout; overlapped, those seconds are paid once. Both finish (the `with` waits
+    # for them, also when a step fails) before any scenario takes a link down.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="aegis-s1") as ex:
+        measured = ex.submit(_dataplane_measure, state, twin, change)
+        s1 = run.step("snapshot_change", twin.snapshot)
+        state["snapshots"]["after"] = s1
         pending = ex.submit(invariants_evaluate, invariants, s1, twin.reach)
-        try:
-            run.step("dataplane", lambda: _dataplane(run, state, twin, change),
-                     "forwarding outcomes from every router's FIB, before vs after; witnessed by real packets")
-        finally:
-            wait([pending])
+        after = {d: twin.running_config(d) for d in devices}
+
+        def do_diff() -> None:
+            _config_ledger(run, state, change, devices, before, after)
+            d = snapshot_diff(s0, s1)
+            state["diff"] = d
+            # A hand-written expect wins; without one, the intent inferred from the lines decides
+            # which effects are intended (shown to the operator in the result).
+            expect = change["expect"] if change["expect"].get("declared") else state["intent"]
+            state["classification"] = diff_classify(d, expect)
+
+        run.step("diff", do_diff)
+        codes = {"route_removed": "PREFIX_LOST", "route_blackholed": "PREFIX_BLACKHOLED", "session_lost": "SESSION_LOST",
+                 "adjacency_lost": "ADJACENCY_LOST", "reachability_lost": "REACHABILITY_LOST"}
+        for item in state["classification"]["undeclared"]:
+            if item["loss"]:
+                against = "declared in expect" if change["expect"].get("declared") else "in the inferred intent"
+                run.reasons.append(reason(codes[item["kind"]], f"{item['message']} (not {against})"))
+        gains = [i for i in state["classification"]["undeclared"] if not i["loss"]]
+        if gains:
+            shown = "; ".join(i["message"] for i in gains[:3]) + (f"; and {len(gains) - 3} more" if len(gains) > 3 else "")
+            against = "expect" if change["expect"].get("declared") else "the inferred intent"
+            run.reasons.append(reason("UNDECLARED_EFFECT", f"{len(gains)} effect(s) beyond {against}: {shown}"))
+        for m in state["classification"]["expected_missing"]:
+            run.reasons.append(reason("EXPECTED_EFFECT_MISSING", m))
+        run.step("dataplane", lambda: _dataplane_judge(run, state, measured.result()),
+                 "forwarding outcomes from every router's FIB, before vs after; witnessed by real packets")
+        wait([pending])
     failed_after = run.step("resilience_change", lambda: _scenarios_run(
         run, state, twin, bounds, list(getattr(conv["change"], "down", []) or [])),
                             f"the same {len(state['scenarios'])} failure scenario(s) on the changed network")
@@ -541,12 +542,14 @@ def _covered(ranges: list[str], declared: list[str]) -> bool:
     return True
 
 
-def _dataplane(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, Any]) -> None:
-    """FIB diff S0 -> S1 over every (ingress, destination class), then real packets as witnesses."""
+def _dataplane_measure(state: dict[str, Any], twin: Any, change: dict[str, Any]) -> dict[str, Any]:
+    """FIB diff S0 -> S1 over every (ingress, destination class), then real packets as witnesses.
+
+    Only reads the twin (and the run's state): it runs beside the snapshot and diff of S1; the
+    reasons are added by `_dataplane_judge` in the dataplane step."""
     t0 = time.monotonic()
     if state.get("fib_before") is None or not hasattr(twin, "fib"):
-        state["dataplane"] = {"skipped": "this twin backend cannot read forwarding tables"}
-        return
+        return {"skipped": "this twin backend cannot read forwarding tables"}
     result = dataplane_diff(state["fib_before"], twin.fib()).as_dict()
     # Without an expect, the intent inferred from the lines says what they withdraw (issue 10).
     expect = change["expect"] if change["expect"].get("declared") else state["intent"]
@@ -562,7 +565,15 @@ def _dataplane(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, An
         witnessed.append({**w, "probe": probe, "result": verdict, "why": why})
     result["witnessed"] = witnessed
     result["seconds"] = round(time.monotonic() - t0, 3)
+    return result
+
+
+def _dataplane_judge(run: _Run, state: dict[str, Any], result: dict[str, Any]) -> None:
+    """The data plane's reasons: loops always block; undeclared drops and disagreeing witnesses too."""
     state["dataplane"] = result
+    if "skipped" in result:
+        return
+    witnessed = result["witnessed"]
     # A forwarding loop is never an intended state: it always blocks.
     for s in result["loops"]:
         run.reasons.append(reason("DATAPLANE_LOOP", f"forwarding loop: {s['text']}"))
