@@ -141,3 +141,38 @@ def test_tls_settings_that_cannot_work_are_refused_with_the_reason(pki, tmp_path
         tls_server_context(pki["agent.crt"], str(tmp_path / "missing.key"))
     with pytest.raises(ValueError, match="cannot load the CA for client certificates"):
         tls_server_context(pki["agent.crt"], pki["agent.key"], str(tmp_path / "missing-ca.crt"))
+
+
+def test_manage_twin_agent_serves_mutual_tls_from_its_flags(pki, tmp_path):
+    import subprocess
+    import sys
+
+    repo = TRIANGLE.parents[1]
+    token_file = tmp_path / "agent.token"
+    token_file.write_text(TOKEN)
+    base = [sys.executable, str(repo / "manage.py"), "twin_agent", "--backend", "simulator", "--listen",
+            "127.0.0.1:0", "--token-file", str(token_file), "--budget-mb", "1000"]
+    # a CA without the agent's own certificate cannot serve HTTPS: refused before anything listens
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="needs both --tls-cert and --tls-key"):
+        call_command("twin_agent", *base[3:], "--tls-ca", pki["ca.crt"])
+    proc = subprocess.Popen([*base, "--tls-cert", pki["agent.crt"], "--tls-key", pki["agent.key"], "--tls-ca",
+                             pki["ca.crt"]], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=repo)
+    try:
+        line = ""
+        while proc.stdout and "listening on" not in line:
+            line = proc.stdout.readline()
+            assert line, "the agent did not start"
+        assert "https, client certificates required" in line
+        url = "https://127.0.0.1:" + line.split("listening on ")[1].split()[0].rsplit(":", 1)[1]
+        ok = RemoteBackend(url, token=TOKEN, tls_ca=pki["ca.crt"], tls_cert=pki["client.crt"],
+                           tls_key=pki["client.key"])
+        assert ok.health()["tier"] == "simulated"
+        with pytest.raises(AgentError, match="TLS refused"):
+            RemoteBackend(url, token=TOKEN, tls_ca=pki["ca.crt"]).health()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        if proc.stdout:
+            proc.stdout.close()
