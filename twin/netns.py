@@ -673,6 +673,10 @@ class NetnsTwin:
                     not_before, check_every):
                 results = _parallel(self._protocol_state, self.routers)
                 proto_checked = time.monotonic()
+                exited = self.daemons_exited()
+                if exited:
+                    # A dead daemon never settles: say so now instead of waiting out the timeout.
+                    return ConvergeResult(False, round(proto_checked - t0, 3), [f"{d} exited" for d in exited])
                 sig = tuple(tuple(r[0]) for r in results)
                 down = [d for r in results for d in r[1]]
                 unexpected = [d for d in down if not d.startswith(expect_down)] if expect_down else down
@@ -945,6 +949,20 @@ class NetnsTwin:
                             output=output + proc.stdout + proc.stderr)
 
     # ------------------------------------------------------------------ teardown
+
+    def daemons_exited(self) -> list[str]:
+        """'<daemon> on <router>' for every FRR daemon of this twin that is no longer running.
+
+        A daemon that crashed (or was killed) mid-run leaves its router answering `vtysh` with
+        "<daemon> is not running": a snapshot then just shows fewer sessions, which must not be
+        read as the change's effect. The pipeline asks this before teardown.
+        """
+        exited = []
+        for node, daemons in sorted((self.state.get("daemons") or {}).items()):
+            for daemon, (pid, start) in sorted(daemons.items()):
+                if not runstate.pid_matches(pid, start) or runstate.is_zombie(pid):
+                    exited.append(f"{daemon} on {node}")
+        return exited
 
     def _destroy(self) -> list[str]:
         if not self.dir.exists():

@@ -219,7 +219,7 @@ def destroy(path: Path, wait: float = 10.0) -> list[str]:
 
     # A zombie whose parent is another process (the twin of a dead owner, re-parented to PID 1)
     # has exited and holds nothing but its PID; its parent collects it. Anything else is left.
-    leftovers = [f"process {p} ({' '.join(proc_cmdline(p))[:60]})" for p in sorted(pending) if not _is_zombie(p)]
+    leftovers = [f"process {p} ({' '.join(proc_cmdline(p))[:60]})" for p in sorted(pending) if not is_zombie(p)]
     # VXLAN devices of a spawn that died before moving them into their node (twin/split.py);
     # only names of this run's own pattern, and only those still in this namespace.
     for dev in state.get("host_links") or []:
@@ -238,7 +238,7 @@ def destroy(path: Path, wait: float = 10.0) -> list[str]:
     return leftovers
 
 
-def _is_zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             data = fh.read()

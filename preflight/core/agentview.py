@@ -36,6 +36,7 @@ WITHHELD = {
     "SPAWN_FAILED": "the twin could not be started",
     "STEP_FAILED": "a pipeline step failed",
     "TEARDOWN_FAILED": "the twin was not torn down cleanly",
+    "DAEMON_EXITED": "a routing daemon of the twin exited during the run",
 }
 FREE_TEXT = re.compile(r"^(\s*(?:no\s+)?(?:neighbor\s+\S+\s+)?(?:description|banner\s+motd))\s+.*$")
 MAX_STR = 300

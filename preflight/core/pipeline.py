@@ -384,8 +384,14 @@ def _teardown(run: _Run, twin: Any, state: dict[str, Any] | None = None, pool: T
     lease = state.get("lease")
     rb = state.get("rollback") or {}
     snaps = state.get("snapshots") or {}
+    # A daemon that died mid-run (crash, OOM kill) makes every snapshot after it a picture of a
+    # broken router, not of the change: blocked, saying which daemon, and never kept warm.
+    exited = _daemons_exited(run, twin)
+    if exited:
+        run.reasons.append(reason("DAEMON_EXITED", f"{', '.join(exited)} exited during the run: the twin's "
+                                  "results after that are not evidence of the change"))
     # Back to the pool only after a proven rollback; the pool checks again for itself.
-    proven = bool(rb.get("verified")) and "rollback" in snaps
+    proven = bool(rb.get("verified")) and "rollback" in snaps and not exited
     _emit_guarded(run, "teardown", "started", "returning the twin to the warm pool" if pool is not None and proven
                   else "stopping daemons, deleting namespaces")
     status, detail = "ok", ""
@@ -406,6 +412,17 @@ def _teardown(run: _Run, twin: Any, state: dict[str, Any] | None = None, pool: T
     run.steps.append({"name": "teardown", "status": status, "seconds": seconds})
     _emit_guarded(run, "teardown", status, detail or (f"kept warm in the pool ({seconds:.2f} s)" if kept
                                                       else f"{seconds:.2f} s"), {"seconds": seconds, "kept_warm": kept})
+
+
+def _daemons_exited(run: _Run, twin: Any) -> list[str]:
+    """The twin's daemons that are no longer running (backends that can tell; others: none)."""
+    check = getattr(twin, "daemons_exited", None)
+    if check is None:
+        return []
+    try:
+        return list(check())
+    except Exception as exc:  # noqa: BLE001 - cannot tell is not "all running"
+        return [f"(the daemon check failed: {type(exc).__name__}: {exc})"]
 
 
 def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, Any],
@@ -480,6 +497,8 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         run.reasons.append(reason("CHANGE_NOT_CONVERGED",
                                   f"the network did not settle within {converge_timeout:.0f} s after the change: "
                                   f"{'; '.join(cr.still_moving[:5]) or 'still moving'}"))
+        if _daemons_exited(run, twin):
+            return  # a router without its daemon: nothing after this is evidence (teardown says which)
     # Everything from here to the failure scenarios only looks at the changed network S1 (a
     # ping moves no route), so the slow looks run side by side instead of one after the other:
     # the data plane's FIB read and witness pings start now, the invariants' live pings as soon

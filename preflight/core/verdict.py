@@ -3,7 +3,7 @@
 blocked        any blocking reason (static error, rejected line, twin did not settle, a session /
                adjacency / prefix / reachability lost or a route turned into a blackhole that
                `expect` did not declare, invariant violated, rollback did not restore the
-               baseline, any step failed)
+               baseline, a routing daemon exited mid-run, any step failed)
 needs_approval no blocking reason, risk tier medium or high
 ship_ready     no blocking reason, risk tier low
 """
@@ -17,7 +17,7 @@ BLOCKING_CODES = frozenset({
     "INVARIANT_VIOLATED", "ROLLBACK_NOT_VERIFIED", "STEP_FAILED", "TEARDOWN_FAILED", "TWIN_INCOMPLETE",
     "BASELINE_INVARIANT_VIOLATED", "DATAPLANE_LOOP", "DATAPLANE_BLACKHOLE",
     "LINE_NOT_APPLIED", "NO_OP_CHANGE", "ROLLBACK_LINES_FAILED",
-    "REDUNDANCY_LOST",
+    "REDUNDANCY_LOST", "DAEMON_EXITED",
 })
 VERDICTS = ("blocked", "needs_approval", "ship_ready")
 

@@ -42,7 +42,7 @@ def leftovers_of(run_id: str, recorded_pids: list[int]) -> list[str]:
     left = [f"namespace {ns}" for ns in os.listdir(runstate.NETNS_DIR) if ns.startswith(prefix)] \
         if runstate.NETNS_DIR.exists() else []
     left += [f"pid {p}" for p in recorded_pids if runstate.proc_start_time(p) is not None
-             and not runstate._is_zombie(p)]
+             and not runstate.is_zombie(p)]
     if runstate.run_dir(run_id).exists():
         left.append(f"directory {runstate.run_dir(run_id)}")
     return left
