@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_shutdown, worker_ready
 from django.conf import settings
 
 from preflight.services.capacity import run_admit, run_release
-from preflight.services.execution import run_execute
+from preflight.services.execution import run_execute, runs_orphaned_fail
 from twin.pool import twin_pool_close, twin_pool_get
 
 
@@ -36,3 +36,10 @@ def run_execute_task(self: Any, run_pk: int) -> str:
 def _warm_twins_close(**_: object) -> None:
     """A worker process that stops tears its warm twins down (after a SIGKILL, the reaper does)."""
     twin_pool_close()
+
+
+@worker_ready.connect
+def _runs_orphaned_fail(**_: object) -> None:
+    """A worker that starts marks failed the runs that workers (or CLIs) which died on this host held,
+    at the step they were in (their twins are reaped by aegis_site.celery at the same moment)."""
+    runs_orphaned_fail()

@@ -23,6 +23,7 @@ from preflight.services.execution import (
     result_write,
     run_execute,
     run_folder,
+    runs_orphaned_fail,
     runs_recover,
     twin_backend_for,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "run_group",
     "run_release",
     "run_start",
+    "runs_orphaned_fail",
     "runs_recover",
     "twin_backend_for",
 ]

@@ -39,6 +39,7 @@ from preflight.services.events import event_append, json_safe
 from preflight.services.labs import lab_dir, lab_topology
 from twin import get_backend
 from twin.base import TopologyError, TwinError
+from twin.runstate import is_zombie, pid_matches, proc_start_time
 
 log = logging.getLogger("aegis.web")
 
@@ -70,6 +71,9 @@ def run_execute(*, run_pk: int, observer: Observer | None = None, twin_pool: Any
     An interrupt (the CLI's Ctrl-C or SIGTERM) fails the run, then propagates: the pipeline's
     own `finally` has torn the twin down by then.
     """
+    # A CLI or worker killed mid-run (SIGKILL, OOM) on this host left its run `running`: the
+    # next process that executes a run says so on that run (its twin is reaped at spawn).
+    runs_orphaned_fail()
     with transaction.atomic():
         run = (
             PreflightRun.objects.select_for_update()
@@ -90,7 +94,8 @@ def run_execute(*, run_pk: int, observer: Observer | None = None, twin_pool: Any
             message="The worker that had this run stopped; starting it again from the beginning.",
         )
     # Which worker ran it (host and process): the operator and the admin can find its log.
-    worker = {"host": socket.gethostname(), "pid": os.getpid()}
+    # pid_start tells this process from a later one that reuses its pid (runs_orphaned_fail).
+    worker = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": proc_start_time(os.getpid())}
     event_append(
         run=run,
         step="run",
@@ -305,6 +310,45 @@ def runs_recover() -> int:
         where = f"running (at step {step})" if step else "waiting"
         _run_fail(run, RunAborted(f"The server restarted while this run was {where}; submit it again."))
     return len(stale)
+
+
+def runs_orphaned_fail() -> list[str]:
+    """Fail the running runs whose process on this host is dead (a killed CLI or worker); their run ids.
+
+    Safe in every dispatch mode and at any time: a run counts as orphaned only when the process
+    named by its last "run started" event (host, pid and that pid's start time) is gone, so a
+    run still queued, running elsewhere or restarted by a redelivered task is left alone. The
+    message names the step the run was in. Never raises (called at every process start).
+    """
+    failed: list[str] = []
+    try:
+        for run in PreflightRun.objects.filter(status=PreflightRun.STATUS_RUNNING):
+            started = run.events.filter(step="run", status="started").order_by("-seq").first()
+            data = started.data if started is not None else {}
+            if data.get("host") != socket.gethostname() or not isinstance(data.get("pid"), int) \
+                    or data["pid"] == os.getpid() or _pid_alive(data["pid"], data.get("pid_start")):
+                continue
+            with transaction.atomic():
+                row = PreflightRun.objects.select_for_update(skip_locked=True).filter(
+                    pk=run.pk, status=PreflightRun.STATUS_RUNNING).first()
+                if row is None:
+                    continue
+                step = row.events.exclude(step="run").order_by("-seq").values_list("step", flat=True).first()
+                where = f"at step {step}" if step else "before its first step"
+                _run_fail(row, RunAborted(
+                    f"The process running this run ({data['host']}:{data['pid']}) died {where}; its twin is "
+                    "removed by the next AEGIS process on that host and nothing was sealed. Submit it again."))
+                failed.append(row.run_id)
+    except Exception:  # noqa: BLE001 - housekeeping must never stop the process that does it
+        log.exception("failing orphaned runs")
+    if failed:
+        log.warning("marked %d run(s) failed whose process had died: %s", len(failed), ", ".join(failed))
+    return failed
+
+
+def _pid_alive(pid: int, start: int | None) -> bool:
+    """PID is the same live process (not a zombie, not a later one with the same number)."""
+    return pid_matches(pid, start) and not is_zombie(pid)
 
 
 def _worker_alive(run: PreflightRun) -> bool:

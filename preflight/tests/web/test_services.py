@@ -155,6 +155,44 @@ def test_recovery_fails_runs_left_by_a_dead_in_process_worker(operator, lab):
     assert stuck.status == "failed" and "restarted" in stuck.error and "at step converge" in stuck.error
 
 
+def test_a_run_whose_process_died_is_failed_at_its_step_by_the_next_process(operator, lab):
+    import os
+    import socket
+    import subprocess
+
+    from twin.runstate import proc_start_time
+
+    sub = services.Submission(lab=lab, title="t", devices=SHIP_READY["devices"], backend="simulator")
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs (the killed CLI)
+    here = socket.gethostname()
+    live_pid = os.getppid()
+    cases = {
+        "dead": {"host": here, "pid": dead.pid, "pid_start": None},
+        "reused": {"host": here, "pid": live_pid, "pid_start": -1},  # the same number, a later process
+        "alive": {"host": here, "pid": live_pid, "pid_start": proc_start_time(live_pid)},
+        "elsewhere": {"host": here + "-other", "pid": dead.pid},
+    }
+    runs = {}
+    for name, data in cases.items():
+        run = services.run_start(operator=operator, submission=sub)  # on_commit never fires in this test
+        PreflightRun.objects.filter(pk=run.pk).update(status="running")
+        services.event_append(run=run, step="run", status="started", message="picked up", data=data)
+        services.event_append(run=run, step="converge_change", status="started", message="settling")
+        runs[name] = run
+    # when any process starts executing a run (or a worker starts)
+    failed = services.runs_orphaned_fail()
+    # then exactly the runs of dead processes on this host are failed, naming the step
+    assert sorted(failed) == sorted([runs["dead"].run_id, runs["reused"].run_id])
+    for name, run in runs.items():
+        run.refresh_from_db()
+        if name in ("dead", "reused"):
+            assert run.status == "failed" and "died at step converge_change" in run.error
+            assert run.events.order_by("-seq").first().status == "failed"
+        else:
+            assert run.status == "running"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_in_process_worker_runs_a_submission_in_the_background(operator, lab, settings):
     # given thread dispatch (no broker), when a change is submitted, then run_start returns at once
