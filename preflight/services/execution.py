@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 import traceback
@@ -335,6 +336,11 @@ def runs_orphaned_fail() -> list[str]:
                     continue
                 step = row.events.exclude(step="run").order_by("-seq").values_list("step", flat=True).first()
                 where = f"at step {step}" if step else "before its first step"
+                # Killed while sealing: the transaction died with it (no leaf, no row); only the
+                # seal's staging folder beside the run folder is left to remove.
+                folder = run_folder(row)
+                for staging in folder.parent.glob(f".{folder.name}.sealing-*"):
+                    shutil.rmtree(staging, ignore_errors=True)
                 _run_fail(row, RunAborted(
                     f"The process running this run ({data['host']}:{data['pid']}) died {where}; its twin is "
                     "removed by the next AEGIS process on that host and nothing was sealed. Submit it again."))
