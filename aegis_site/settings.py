@@ -85,6 +85,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees a view's exception first: the database or Redis down is a 503 with a message.
+    "aegis_site.unavailable.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "aegis_site.urls"

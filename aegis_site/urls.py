@@ -49,3 +49,6 @@ urlpatterns = [
     path("api/", include((api_patterns, "api"))),
     re_path(r"^static/(?P<path>.*)$", static_serve, {"insecure": True}),
 ]
+
+# A database or Redis outage anywhere in a request (a middleware too) is a 503, not a 500.
+handler500 = "aegis_site.unavailable.server_error"

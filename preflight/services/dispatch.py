@@ -7,7 +7,7 @@ import logging
 from django.conf import settings
 
 from preflight import worker
-from preflight.services.execution import run_execute
+from preflight.services.execution import run_execute, run_fail_undispatched
 from preflight.tasks import run_execute_task
 
 log = logging.getLogger("aegis.web")
@@ -29,7 +29,13 @@ def run_dispatch(run_pk: int, *, mode: str | None = None) -> None:
     """Hand a committed run to whatever executes runs here (`mode`, default the site's). From on_commit only."""
     mode = mode or dispatch_mode()
     if mode == "celery":
-        run_execute_task.delay(run_pk)
+        try:
+            run_execute_task.delay(run_pk)
+        except Exception as exc:
+            # The broker (Redis) is down: the run row is committed but nobody will ever take it.
+            # Fail it with the reason, then let the request answer 503 (aegis_site.unavailable).
+            run_fail_undispatched(run_pk, exc)
+            raise
     elif mode == "inline":
         run_execute(run_pk=run_pk)
     elif mode == "thread":

@@ -313,6 +313,16 @@ def runs_recover() -> int:
     return len(stale)
 
 
+def run_fail_undispatched(run_pk: int, exc: BaseException) -> None:
+    """Fail a queued run that could not be handed to the task queue (`exc` says why). Never raises."""
+    try:
+        run = PreflightRun.objects.get(pk=run_pk, status=PreflightRun.STATUS_QUEUED)
+        _run_fail(run, RunAborted(f"The task queue could not take this run ({type(exc).__name__}: {exc}); "
+                                  "nothing ran. Submit it again once the queue is back."))
+    except Exception:  # noqa: BLE001 - the caller reports the outage itself
+        log.exception("could not mark run %s failed after its dispatch failed", run_pk)
+
+
 def runs_orphaned_fail() -> list[str]:
     """Fail the running runs whose process on this host is dead (a killed CLI or worker); their run ids.
 
