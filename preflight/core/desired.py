@@ -8,8 +8,8 @@ change's `devices`, so they pass the same guards, static checks and twin as any 
 change; the result records the desired files' digests (`change.desired`).
 
 The desired text is hostile input too, and parsing it already runs `vtysh -m` on the host, so it
-is checked before parsing: size, control characters, line length on every line; the guard's
-denylist on every line the lab's own baseline does not already carry (a full frr.conf has
+is checked before parsing: size, emptiness, control characters, non-ASCII look-alikes and line
+length on every line; the guard's denylist on every line the lab's own baseline does not already carry (a full frr.conf has
 `service integrated-vtysh-config` and `line vty`, which no change may add, but which are then
 unchanged and never entered). The computed delta is checked again by `guards.precheck`.
 """
@@ -28,7 +28,7 @@ from preflight.core.change import (
     _device_check,
     change_from_parts,
 )
-from preflight.core.guards import GuardRejection, _control_chars, _denied, precheck
+from preflight.core.guards import GuardRejection, _control_chars, _denied, _non_ascii, precheck
 from twin.base import Topology
 from twin.frrdelta import reload_lines
 
@@ -39,9 +39,15 @@ def desired_read(desired_dir: str | Path, topology: Topology) -> dict[str, str]:
     if not root.is_dir():
         raise ChangeError(f"--desired {root}: not a folder (it holds NODE/frr.conf or NODE.conf per router)")
     found: dict[str, str] = {}
+    inside = root.resolve()
     for node in topology.routers():
         for path in (root / node / "frr.conf", root / f"{node}.conf"):
             if path.is_file():
+                # A link out of the folder (r3.conf -> /etc/shadow) would read a host file into the
+                # change and quote it in refusals and the evidence: only files in the folder count.
+                if not path.resolve().is_relative_to(inside):
+                    raise ChangeError(f"{path}: links outside {root} (to {path.resolve()}); desired configs "
+                                      "must be files inside the folder")
                 if node in found:
                     raise ChangeError(f"{root}: both {node}/frr.conf and {node}.conf exist; keep one")
                 if path.stat().st_size > MAX_DEVICE_BYTES:
@@ -62,6 +68,10 @@ def desired_check(node: str, text: str, baseline: str) -> None:
     """Refuse desired config text that must not even be parsed; see the module docstring."""
     if not isinstance(text, str):
         raise GuardRejection("desired config must be text", device=node)
+    if not text.strip():
+        # frr-reload would delete every line of the router: far more likely an empty upload than a wish.
+        raise GuardRejection("desired config is empty: give the router's whole intended frr.conf "
+                             "(an empty one would remove every line)", device=node)
     if len(text.encode("utf-8", "replace")) > MAX_DEVICE_BYTES:
         raise GuardRejection(f"desired config larger than {MAX_DEVICE_BYTES // 1024} KiB", device=node)
     lines = text.replace("\r\n", "\n").split("\n")
@@ -69,7 +79,9 @@ def desired_check(node: str, text: str, baseline: str) -> None:
         raise GuardRejection(f"desired config longer than {MAX_DEVICE_LINES} lines", device=node)
     known = {ln.strip() for ln in baseline.split("\n")}
     for line_no, raw in enumerate(lines, start=1):
-        reason = _control_chars(raw)
+        # Look-alike letters too (Cyrillic `і` in `wrіte`): frr-reload's parser drops such a line
+        # silently, which read as "nothing to change" instead of a refusal.
+        reason = _control_chars(raw) or _non_ascii(raw)
         if reason:
             raise GuardRejection(reason, device=node, line_no=line_no, line=raw)
         if len(raw) > MAX_LINE_CHARS:

@@ -31,7 +31,7 @@ def corpus() -> list[Any]:
     params = []
     for path in sorted(HERE.glob("*.yml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        marks = [pytest.mark.django_db] if data["kind"] in ("config_lines", "api_bodies") else []
+        marks = [pytest.mark.django_db] if data["kind"] in ("config_lines", "api_bodies", "desired") else []
         for case in data["cases"]:
             params.append(pytest.param(data["kind"], case, id=f"{data['kind']}/{case['id']}", marks=marks))
     return params
@@ -67,6 +67,8 @@ def test_hostile_case_is_refused(kind: str, case: dict[str, Any], request: pytes
         approval_case(case)
     elif kind == "bundles":
         bundle_case(case)
+    elif kind == "desired":
+        desired_case(case, request)
     else:
         pytest.fail(f"unknown corpus kind {kind!r}")
     # nothing was spawned for it (other engineers' twins may come and go: only new ones of ours count)
@@ -144,6 +146,104 @@ def cli_path_refuses(case: dict[str, Any]) -> None:
     says = case.get("says_cli", case["says"])
     if says == "at least one device":
         says = "no config lines"
+    assert says in str(refused.value), (says, str(refused.value)[:300])
+
+
+# ---- desired configs (API body, web upload, CLI folder) ------------------------------------------
+
+
+def desired_payload(case: dict[str, Any]) -> Any:
+    """The file's content: r3's real frr.conf with the hostile part added, or the case's own."""
+    if "value" in case:
+        return case["value"]
+    if "bytes_hex" in case:
+        return bytes.fromhex(case["bytes_hex"])
+    if "text" in case:
+        return case["text"]
+    base = (LAB / "r3" / "frr.conf").read_text()
+    if "insert_after" in case:
+        anchor, added = case["insert_after"]
+        assert anchor + "\n" in base, anchor
+        return base.replace(anchor + "\n", f"{anchor}\n{added}\n", 1)
+    return base + expand(case, "append")
+
+
+def desired_case(case: dict[str, Any], request: pytest.FixtureRequest) -> None:
+    from preflight.models import ChangeRequest, PreflightRun
+
+    request.getfixturevalue("aegis_dirs")
+    payload = desired_payload(case)
+    for via in case.get("via", ["api", "web", "cli"]):
+        says = case.get(f"says_{via}", case.get("says"))
+        if via == "api":
+            desired_api_refuses(case, payload, says, request)
+        elif via == "web":
+            desired_web_refuses(case, payload, says, request)
+        else:
+            desired_cli_refuses(case, payload, says, request.getfixturevalue("tmp_path"))
+        # nothing half-written, whichever way it came
+        assert ChangeRequest.objects.count() == 0 and PreflightRun.objects.count() == 0, via
+
+
+def desired_api_refuses(case: dict[str, Any], payload: Any, says: str, request: pytest.FixtureRequest) -> None:
+    from rest_framework.test import APIClient
+
+    request.getfixturevalue("lab")
+    client = APIClient()
+    client.force_authenticate(request.getfixturevalue("operator"))
+    node = case.get("node", "r3")
+    answer = client.post("/api/preflight/run", {"lab": "triangle", "title": "hostile", "desired": {node: payload}},
+                         format="json")
+    assert answer.status_code == 400, (answer.status_code, answer.content[:300])
+    assert answer["Content-Type"].startswith("application/json")
+    errors = answer.json()
+    where = case.get("where_api", "desired")
+    assert where in errors, errors
+    text = json.dumps(errors[where], ensure_ascii=False)
+    assert says in text, (says, text[:300])
+
+
+def desired_web_refuses(case: dict[str, Any], payload: Any, says: str, request: pytest.FixtureRequest) -> None:
+    import html
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    lab = request.getfixturevalue("lab")
+    client = Client()
+    client.force_login(request.getfixturevalue("operator"))
+    body = payload if isinstance(payload, bytes) else str(payload).encode("utf-8")
+    answer = client.post("/preflight/", {
+        "lab": lab.pk, "lab_name": lab.name, "title": "hostile", "backend": "simulator",
+        f"desired_file_{case.get('node', 'r3')}": SimpleUploadedFile("r3.conf", body, "text/plain"),
+    })
+    assert answer.status_code == 400, answer.status_code
+    page = html.unescape(answer.content.decode())
+    assert says in page, (says, [ln for ln in page.splitlines() if "error" in ln][:5])
+
+
+def desired_cli_refuses(case: dict[str, Any], payload: Any, says: str, tmp_path: Path) -> None:
+    """`manage.py preflight LAB --desired DIR`: desired_read + change_from_desired, as the command runs them."""
+    from preflight.core.change import ChangeError
+    from preflight.core.desired import change_from_desired, desired_read
+    from preflight.core.guards import GuardRejection
+    from twin.topology import load_lab
+
+    folder = tmp_path / "desired" / "cfg"
+    folder.mkdir(parents=True)
+    structural = any(k in case for k in ("files", "symlinks", "fifos"))
+    for name, text in (case.get("files") or {}).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    for name, target in (case.get("symlinks") or {}).items():
+        (folder / name).symlink_to(target)
+    for name in case.get("fifos") or []:
+        os.mkfifo(folder / name)
+    if not structural:
+        (folder / "r3.conf").write_bytes(payload if isinstance(payload, bytes) else payload.encode("utf-8"))
+    topology = load_lab(LAB)
+    with pytest.raises((ChangeError, GuardRejection)) as refused:
+        change_from_desired(topology, desired_read(folder, topology))
     assert says in str(refused.value), (says, str(refused.value)[:300])
 
 
