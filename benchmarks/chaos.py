@@ -31,7 +31,6 @@ import argparse
 import collections
 import os
 import random
-import secrets
 import signal
 import subprocess
 import sys
@@ -196,7 +195,7 @@ def main() -> int:
                 services.run_start(operator=user, submission=services.Submission(
                     lab=lab, title=f"chaos {r.n}", devices=change["devices"], expect=change["expect"],
                     backend="netns", frameworks=["nist-800-53r5"], options={"failures": "none"}))
-            run = wait_for(lambda: PreflightRun.objects.filter(pk__gt=last_pk).order_by("pk").first(), 120,
+            run = wait_for(lambda last_pk=last_pk: PreflightRun.objects.filter(pk__gt=last_pk).order_by("pk").first(), 120,
                            "the run row")
             r.run_pk, r.run_id = run.pk, run.run_id
 
