@@ -83,14 +83,18 @@ def test_the_agent_gives_the_same_verdict_as_netns(token_file):
     # given the triangle and a change that must ship (the whole pipeline: diff, rollback, S2 == S0)
     agent = AgentProcess(token_file)
     try:
-        remote = run_preflight(TRIANGLE, _change("prefix_lost"), backend=RemoteBackend(agent.url, token=TOKEN))
+        # one failure scenario (a link down, set through the agent) rather than every one: CI time
+        remote = run_preflight(TRIANGLE, _change("prefix_lost"), backend=RemoteBackend(agent.url, token=TOKEN),
+                               failures=1)
     finally:
         agent.stop()
-    local = run_preflight(TRIANGLE, _change("prefix_lost"), backend="netns")
+    local = run_preflight(TRIANGLE, _change("prefix_lost"), backend="netns", failures=1)
     # then the verdict, its reasons and the state diff agree
     assert remote["verdict"] == local["verdict"] == "blocked"
     assert sorted(r["code"] for r in remote["reasons"]) == sorted(r["code"] for r in local["reasons"])
     assert remote["diff"] == local["diff"]
+    scen = [(r["name"], r["lost"]) for r in remote["resilience"]["scenarios"]]
+    assert len(scen) == 1 and scen == [(r["name"], r["lost"]) for r in local["resilience"]["scenarios"]]
     assert remote["twin"]["backend"] == "http" and remote["twin"]["tier"] == "real"
     assert remote["twin"]["frr_version"] == local["twin"]["frr_version"]
     assert _twin_dirs(agent.proc.pid) == set()
