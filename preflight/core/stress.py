@@ -183,6 +183,16 @@ def fingerprint(result: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _differs(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Which fingerprinted parts of two outcomes differ: a repeat that disagrees says where."""
+    ra, rb = a.get("result") or {}, b.get("result") or {}
+    keys = [k for k in ("verdict", "reasons", "risk", "static_findings", "diff", "invariants", "rollback", "apply")
+            if json.dumps(ra.get(k), sort_keys=True, default=str) != json.dumps(rb.get(k), sort_keys=True, default=str)]
+    if [(s["name"], s["status"]) for s in ra.get("steps", [])] != [(s["name"], s["status"]) for s in rb.get("steps", [])]:
+        keys.append("steps")
+    return ", ".join(keys)
+
+
 def _one(lab_dir: Path, topology: Topology, invariants: list[dict[str, Any]], bgp: dict[str, Any],
          seed: int, i: int) -> dict[str, Any]:
     rng = random.Random(f"{seed}:{i}")
@@ -287,7 +297,8 @@ def stress_run(lab_dir: str | Path, *, runs: int, seed: int, recheck_every: int 
                 again.get("unhandled", "")
             report.rechecked += 1
             if fp2 != fp:
-                report.violations.append(f"run {i}: same seed gave a different result")
+                report.violations.append(f"run {i}: same seed gave a different result "
+                                         f"({_differs(o, again) or 'outcome kind'} differ)")
         report.runs += 1
     report.seconds = time.monotonic() - t0
     report.digest = digest.hexdigest()[:16]
