@@ -930,16 +930,24 @@ class NetnsTwin:
         start = out.find("frr version")
         return out[start:] if start >= 0 else out
 
-    def reload_config(self, node: str, config: str, test_only: bool = False) -> ReloadResult:
-        """Reach `config` with FRR's own frr-reload.py, inside the node's mount namespace."""
+    def reload_config(self, node: str, config: str, test_only: bool = False,
+                      tested: ReloadResult | None = None) -> ReloadResult:
+        """Reach `config` with FRR's own frr-reload.py, inside the node's mount namespace.
+
+        `tested`: `reload_plan(node, config)` taken earlier on the same running config (the
+        caller checks it has not changed since): its delta is the one the reload applies, so
+        frr-reload's `--test` pass is not run a second time."""
         cmd = self._nsenter(node)
         path = self._tmpfile(node, config, "reload")
-        test = _run([*cmd, "python3", str(FRR_DIR / "frr-reload.py"), "--test", "--stdout", str(path)],
-                    check=False, timeout=180)
-        to_delete, to_add = _reload_sections(test.stdout)
-        output = test.stdout + test.stderr
-        if test.returncode != 0:
-            return ReloadResult(node, to_delete, to_add, applied=False, output=output)
+        if tested is not None and tested.node == node:
+            to_delete, to_add, output = list(tested.lines_to_delete), list(tested.lines_to_add), tested.output
+        else:
+            test = _run([*cmd, "python3", str(FRR_DIR / "frr-reload.py"), "--test", "--stdout", str(path)],
+                        check=False, timeout=180)
+            to_delete, to_add = _reload_sections(test.stdout)
+            output = test.stdout + test.stderr
+            if test.returncode != 0:
+                return ReloadResult(node, to_delete, to_add, applied=False, output=output)
         if test_only:
             return ReloadResult(node, to_delete, to_add, applied=False, output=output)
         proc = _run([*cmd, "python3", str(FRR_DIR / "frr-reload.py"), "--reload", "--stdout", str(path)],
@@ -947,6 +955,18 @@ class NetnsTwin:
         self._policy_touched(node, "\n".join(to_delete + to_add))
         return ReloadResult(node, to_delete, to_add, applied=proc.returncode == 0,
                             output=output + proc.stdout + proc.stderr)
+
+    def reload_plan(self, node: str, config: str) -> ReloadResult | None:
+        """frr-reload's `--test` delta to reach `config`, for a later `reload_config(tested=)`;
+        None when the test itself failed (the reload then tests again and reports it)."""
+        cmd = self._nsenter(node)
+        path = self._tmpfile(node, config, "reload")
+        test = _run([*cmd, "python3", str(FRR_DIR / "frr-reload.py"), "--test", "--stdout", str(path)],
+                    check=False, timeout=180)
+        if test.returncode != 0:
+            return None
+        to_delete, to_add = _reload_sections(test.stdout)
+        return ReloadResult(node, to_delete, to_add, applied=False, output=test.stdout + test.stderr)
 
     # ------------------------------------------------------------------ teardown
 

@@ -511,6 +511,9 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         state["snapshots"]["after"] = s1
         pending = ex.submit(invariants_evaluate, invariants, s1, twin.reach)
         after = {d: twin.running_config(d) for d in devices}
+        # The rollback's delta (frr-reload --test from the changed running config to the
+        # baseline's) depends only on these two configs: work it out now, beside the looks at S1.
+        planned = ex.submit(_rollback_plan, twin, devices, before, after)
 
         def do_diff() -> None:
             _config_ledger(run, state, change, devices, before, after)
@@ -537,7 +540,7 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
             run.reasons.append(reason("EXPECTED_EFFECT_MISSING", m))
         run.step("dataplane", lambda: _dataplane_judge(run, state, measured.result()),
                  "forwarding outcomes from every router's FIB, before vs after; witnessed by real packets")
-        wait([pending])
+        wait([pending, planned])
     failed_after = run.step("resilience_change", lambda: _scenarios_run(
         run, state, twin, bounds, list(getattr(conv["change"], "down", []) or [])),
                             f"the same {len(state['scenarios'])} failure scenario(s) on the changed network")
@@ -548,7 +551,25 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
     for r in inv:
         if not r["ok"]:
             run.reasons.append(reason("INVARIANT_VIOLATED", f"{r['kind']} {_spec_text(r['spec'])}: {r['detail']}"))
-    _rollback(run, state, twin, devices, before, after, settle, converge_timeout)
+    _rollback(run, state, twin, devices, before, after, settle, converge_timeout, planned.result())
+
+
+def _rollback_plan(twin: Any, devices: list[str], before: dict[str, str], after: dict[str, str]) -> dict[str, Any]:
+    """frr-reload's tested delta per changed device, for a twin that can reuse it (netns); {}
+    otherwise. A failure here only means the rollback tests the delta itself, as before."""
+    if not hasattr(twin, "reload_plan"):
+        return {}
+    plans = {}
+    for d in devices:
+        if after[d] == before[d]:
+            continue
+        try:
+            rr = twin.reload_plan(d, before[d])
+        except Exception:  # noqa: BLE001 - the rollback runs frr-reload's test itself
+            continue
+        if rr is not None:
+            plans[d] = {"config": after[d], "tested": rr}
+    return plans
 
 
 def _covered(ranges: list[str], declared: list[str]) -> bool:
@@ -831,7 +852,8 @@ def _resilience(run: _Run, state: dict[str, Any], change: dict[str, Any], s0: di
 
 
 def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], before: dict[str, str],
-              after: dict[str, str], settle: Any, converge_timeout: float) -> None:
+              after: dict[str, str], settle: Any, converge_timeout: float, plans: dict[str, Any] | None = None
+              ) -> None:
     """Inverse of what actually changed (frr-reload deltas to the baseline), proven by S2 == S0.
 
     Three outcomes, told apart (result.rollback.status): `restored`; `restored_after_retry` (the
@@ -849,7 +871,13 @@ def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], b
         for d in devices:
             if after[d] == before[d]:
                 continue
-            rr = twin.reload_config(d, before[d])
+            plan = (plans or {}).get(d)
+            # The delta tested earlier is used only if the running config is still the one it
+            # was tested on (failure scenarios change link state, never configs; this checks).
+            if plan is not None and twin.running_config(d) == plan["config"]:
+                rr = twin.reload_config(d, before[d], tested=plan["tested"])
+            else:
+                rr = twin.reload_config(d, before[d])
             rb["deltas"][d] = {"delete": list(rr.lines_to_delete), "add": list(rr.lines_to_add)}
             rb["lines"][d] = rollback_lines(rr.lines_to_delete, rr.lines_to_add)
             if not rr.applied:
