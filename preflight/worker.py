@@ -18,7 +18,7 @@ from django.db import close_old_connections, connection
 
 from preflight.services.capacity import run_admit, run_release
 from preflight.services.execution import run_execute
-from twin.pool import twin_pool_close, twin_pool_get
+from twin.pool import pool_status_prune, twin_pool_close, twin_pool_get
 from twin.reap import twin_reap_orphans
 
 log = logging.getLogger("aegis.worker")
@@ -35,6 +35,7 @@ def _pool() -> ThreadPoolExecutor:
             workers = int(getattr(settings, "AEGIS_INPROCESS_WORKERS", 2))
             # A previous server that died left its twins: remove them before running anything.
             twin_reap_orphans()
+            pool_status_prune(settings.AEGIS_WARM_STATUS_DIR)  # warm-pool files of processes that died
             _executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="aegis-run")
         return _executor
 

@@ -332,6 +332,21 @@ def pool_status_read(status_dir: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def pool_status_prune(status_dir: str | Path) -> list[str]:
+    """Remove the status files of pools whose process is gone (killed: it could not remove its
+    own); their twins are the reaper's. Returns the files removed. Run where the reaper runs."""
+    removed = []
+    for st in pool_status_read(status_dir):
+        if st["stale"]:
+            path = Path(status_dir) / f"{st['pid']}.json"
+            try:
+                path.unlink()
+                removed.append(path.name)
+            except OSError:
+                continue
+    return removed
+
+
 def warm_twins_held() -> list[dict[str, Any]]:
     """Every warm twin held by a live process on this host, from the run records (lab_check, admin)."""
     out: list[dict[str, Any]] = []

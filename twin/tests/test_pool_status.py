@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from twin.base import Topology
-from twin.pool import TwinPool, pool_status_read
+from twin.pool import TwinPool, pool_status_prune, pool_status_read
 
 BASELINE = {"nodes": {"r1": {"routes": {"10.0.0.0/24": 1}}, "r2": {"routes": {}}}}
 
@@ -67,6 +67,13 @@ def test_a_file_left_by_a_dead_process_holds_nothing(tmp_path):
     # then it is listed as gone, with no twins counted as held
     [status] = pool_status_read(tmp_path)
     assert status["stale"] and status["twins"] == []
+    # and the next holder or worker to start removes the file; a live pool's file stays
+    live = TwinPool(budget_mb=100, status_dir=tmp_path)
+    try:
+        assert pool_status_prune(tmp_path) == [f"{who['pid']}.json"]
+        assert [st["pid"] for st in pool_status_read(tmp_path)] == [live.status()["pid"]]
+    finally:
+        live.close()
 
 
 def _topo() -> Topology:

@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from preflight.pool_client import HolderUnavailable, holder_status
 from preflight.pool_holder import PoolHolder
-from twin.pool import twin_pool_close, twin_pool_get
+from twin.pool import pool_status_prune, twin_pool_close, twin_pool_get
 from twin.reap import twin_reap_orphans
 
 STOP_WAIT_S = 300.0  # runs in progress get this long to finish before their twins are torn down anyway
@@ -71,6 +71,7 @@ class Command(BaseCommand):
         if opts["budget_mb"] <= 0:
             raise CommandError("--budget-mb must be positive (AEGIS_WARM_TWINS_MB=0 turns warm twins off)")
         twin_reap_orphans()  # twins of a holder (or any AEGIS process) that died
+        pool_status_prune(settings.AEGIS_WARM_STATUS_DIR)  # and the status files they could not remove
         pool = twin_pool_get(opts["budget_mb"], settings.AEGIS_WARM_STATUS_DIR, "twin_pool")
         assert pool is not None
         holder = PoolHolder(opts["socket"], pool)
