@@ -1,12 +1,12 @@
 #!/bin/bash
-# Entry point of every AEGIS container: web | worker | db | redis | manage ARGS... | shell.
+# Entry point of every AEGIS container: web | worker | db | redis | manage ARGS... | health worker | shell.
 #
 # Runs as root only for what needs it, then drops: secrets are read from /run/secrets (compose
 # `secrets:` files) into the environment; in the air-gapped profile (AEGIS_AIRGAP=1) the
 # default route that Docker puts even into an `internal: true` network is deleted, so nothing
 # in the container has a way out; then the service starts as its own user with an empty
 # capability bounding set (setpriv) — except the twin worker, which keeps root with exactly
-# NET_ADMIN and SYS_ADMIN inside its container to create the twin's network namespaces.
+# NET_ADMIN and SYS_ADMIN inside its container (and a writable /proc/sys) for the twin.
 set -euo pipefail
 role=${1:-web}
 shift || true
@@ -49,16 +49,20 @@ case "$role" in
     app_env
     chown aegis:aegis /var/lib/aegis/home /var/lib/aegis/keys /var/lib/aegis/runs
     # Migrations, roles, labs and the site key, as the web's own user (the key file is its, 0600).
+    # A failure here stops the container (and compose restarts it): no web on a database that
+    # was not migrated.
     setpriv --reuid=aegis --regid=aegis --init-groups --inh-caps=-all --bounding-set=-all -- \
-      bash -c 'python manage.py migrate --noinput -v 0 && python manage.py setup_roles >/dev/null \
-               && python manage.py sync_labs >/dev/null \
-               && python -c "import django; django.setup(); from evidence.services import site_key; site_key()" 2>/dev/null || true'
+      bash -ec 'python manage.py migrate --noinput -v 0; python manage.py setup_roles >/dev/null
+               python manage.py sync_labs >/dev/null
+               python manage.py shell -c "from evidence.services import site_key; site_key()"'
     as_user aegis daphne -b 0.0.0.0 -p 8088 --proxy-headers aegis_site.asgi:application
     ;;
   worker)
     no_way_out
     app_env
-    # Root inside the container: the twin creates namespaces and runs FRR (NET_ADMIN, SYS_ADMIN).
+    # Root inside the container: the twin creates namespaces and runs FRR (NET_ADMIN, SYS_ADMIN),
+    # and writes each namespace's sysctls, which Docker mounts read-only: remount (SYS_ADMIN).
+    mount -o remount,rw /proc/sys
     exec celery -A aegis_site worker --loglevel "${AEGIS_LOG_LEVEL:-INFO}" \
       --concurrency "${AEGIS_WORKER_CONCURRENCY:-1}" --hostname "twin@%h"
     ;;
@@ -76,10 +80,10 @@ case "$role" in
         --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
       rm -f "$pw"
       echo "host all all 0.0.0.0/0 scram-sha-256" >> "$data/pg_hba.conf"
-      setpriv --reuid=postgres --regid=postgres --init-groups -- bash -c \
-        "/usr/lib/postgresql/15/bin/postgres -D $data -c listen_addresses='' & pid=\$!;
-         until /usr/lib/postgresql/15/bin/pg_isready -q -h /run/postgresql; do sleep 0.2; done;
-         psql -h /run/postgresql -U aegis -d postgres -qc 'create database aegis' ; kill \$pid; wait \$pid"
+      # The application's database, in single-user mode: no server, no socket, no authentication
+      # (local peer authentication would refuse the OS user postgres as the database user aegis).
+      echo "CREATE DATABASE aegis;" | setpriv --reuid=postgres --regid=postgres --init-groups -- \
+        /usr/lib/postgresql/15/bin/postgres --single -D "$data" postgres >/dev/null
     fi
     as_user postgres /usr/lib/postgresql/15/bin/postgres -D "$data" -c listen_addresses='*'
     ;;
@@ -96,6 +100,18 @@ case "$role" in
     app_env
     as_user aegis python /opt/aegis/app/manage.py "$@"
     ;;
+  health)
+    # Health checks run in a new process (docker exec): the service's environment is rebuilt
+    # here from the secrets, as the service's entry point did.
+    case "${1:-}" in
+      worker)
+        app_env
+        # Not `| grep -q`: grep leaving early breaks celery's pipe, and pipefail fails the check.
+        out=$(celery -A aegis_site inspect ping -d "twin@$HOSTNAME" --timeout 10 2>&1) || true
+        grep -q pong <<<"$out" ;;
+      *) echo "aegis entrypoint: health worker" >&2; exit 2 ;;
+    esac
+    ;;
   shell) exec bash "$@" ;;
-  *) echo "aegis entrypoint: unknown role '$role' (web | worker | db | redis | manage ARGS | shell)" >&2; exit 2 ;;
+  *) echo "aegis entrypoint: unknown role '$role' (web | worker | db | redis | manage ARGS | health worker | shell)" >&2; exit 2 ;;
 esac

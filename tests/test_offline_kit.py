@@ -130,3 +130,52 @@ def test_wheel_requirements_from_lock() -> None:
         f"Django==5.2.19 --hash=sha256:{'ab' * 32}",
         f"rfc8785==0.1.4 --hash=sha256:{'cd' * 32}",
     ]
+
+
+def test_wheel_platforms_from_lock() -> None:
+    from deploy.wheel_requirements import platforms_from_lock
+
+    lock = (
+        "ab" * 32 + "  cryptography-46.0.3-cp311-abi3-manylinux_2_34_x86_64.whl\n"
+        + "cd" * 32 + "  PyYAML-6.0.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl\n"
+        + "ef" * 32 + "  rfc8785-0.1.4-py3-none-any.whl\n"
+    )
+    assert platforms_from_lock(lock) == ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_34_x86_64"]
+    with pytest.raises(ValueError):
+        platforms_from_lock("ab" * 32 + "  not-a-wheel.tar.gz\n")
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+def test_committed_locks_cover_the_pins() -> None:
+    """deploy/wheels.lock and deploy/debian-packages.lock are the image's inputs: every pin is in
+    them at its pinned version, with a sha256 — and the wheels were resolved for the image's
+    Python (Debian's 3.11.2), not the build host's."""
+    from deploy.wheel_requirements import _entries, _tags
+
+    wheels = {}
+    for digest, filename in _entries((ROOT / "deploy" / "wheels.lock").read_text()):
+        name, version = _tags(filename)[:2]
+        assert len(digest) == 64 and int(digest, 16) >= 0, filename
+        wheels[_norm(name)] = version
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        spec = line.split("#")[0].strip()
+        if spec:
+            name, version = spec.split("==")
+            name = name.split("[")[0]
+            assert wheels.get(_norm(name)) == version.strip(), f"{spec} is not in deploy/wheels.lock"
+    # redis needs async-timeout where python_full_version < "3.11.3": Debian bookworm's 3.11.2.
+    assert "async_timeout" in wheels, "the wheels were resolved for another Python than the image's"
+
+    debs = {}
+    for line in (ROOT / "deploy" / "debian-packages.lock").read_text().splitlines():
+        name, version, arch, digest = line.split()
+        assert len(digest) == 64 and arch in ("amd64", "all"), line
+        debs[name] = version
+    for line in (ROOT / "deploy" / "debian-packages.txt").read_text().splitlines():
+        pin = line.split("#")[0].strip()
+        if pin:
+            name, version = pin.split("=", 1)
+            assert debs.get(name) == version, f"{pin} is not in deploy/debian-packages.lock"
