@@ -117,6 +117,20 @@ DATABASES = {
         conn_max_age=env_int("AEGIS_DB_CONN_MAX_AGE", 0),
     )
 }
+# PostgreSQL: each process keeps a small pool of open connections (psycopg-pool) rather than
+# opening one per request, which costs a backend fork and TLS/auth on every page.
+# AEGIS_DB_POOL=false turns it off (AEGIS_DB_CONN_MAX_AGE above 0 also does: Django allows one or the other).
+AEGIS_DB_POOL = env_bool("AEGIS_DB_POOL", True)
+if (
+    AEGIS_DB_POOL
+    and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    and not DATABASES["default"].get("CONN_MAX_AGE")
+):
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("AEGIS_DB_POOL_SIZE", 8),
+        "timeout": 30,  # a request waits this long for a free connection, then fails (500)
+    }
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
@@ -195,6 +209,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 
 # Runs: with no broker, jobs run on this many worker threads inside the web process.
 AEGIS_INPROCESS_WORKERS = env_int("AEGIS_INPROCESS_WORKERS", 2)
+# `manage.py serve`: web worker processes. 1: one daphne process. Above 1: gunicorn with uvicorn
+# workers (REDIS_URL required), twins still run in serve's own process only (preflight/relay.py).
+AEGIS_WEB_WORKERS = env_int("AEGIS_WEB_WORKERS", 1)
 AEGIS_DEFAULT_LAB = env_str("AEGIS_DEFAULT_LAB", "triangle")
 # Tests only: "inline" runs a job in the committing thread; empty picks celery or thread.
 AEGIS_RUN_DISPATCH = env_str("AEGIS_RUN_DISPATCH", "")

@@ -1,20 +1,26 @@
-"""Web latency under load and websocket event delay, on loopback against a real daphne.
+"""Web latency under load, server CPU per page and websocket event delay, on loopback against a real server.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aegis_web_bench REDIS_URL=redis://127.0.0.1:6379/5 \
         .venv/bin/python benchmarks/web_load.py [--clients 50] [--requests 2000] [--sockets 10] [--events 200]
 
 1. Seeds a queue of runs that need approval (one real simulator run, sealed, cloned 49 times)
    in its own database (created if missing), with an operator and an approver.
-2. Starts `daphne aegis_site.asgi:application` on a free port (killed by PID at the end).
+2. Starts the server on a free port (stopped by PID at the end): `manage.py serve --workers N`
+   (`--workers`, default 2: gunicorn + uvicorn workers) as a site runs it, or `--server daphne`,
+   one bare daphne process (the baseline of issues 5 and 13).
 3. `--clients` concurrent HTTP clients fetch the approver queue (as the approver) and a run
    page (as its operator), `--requests` in all, each client pausing `--think` seconds on
    average between requests as a person does (`--think 0`: back-to-back, a saturation test);
-   prints p50/p95/p99/max per page and the request rate.
+   prints p50/p95/p99/max per page, the request rate and the server's CPU per request (the
+   whole process tree), with the load average before and after.
+   Then the server CPU per page, page by page (`--cpu-requests` each, 4 clients back to back):
+   approver queue, run page, runs list, bundles list and their API counterparts.
 4. `--sockets` websocket clients follow one run; this process writes `--events` events
    (each committed, then published through channels-redis); prints the delay from just
    before the event's commit to its arrival in each client.
 
-Targets (issue 5): page p95 <= 100 ms at 50 clients; event delay <= 250 ms.
+Targets (issues 5, 13): page p95 <= 100 ms at 50 clients (think 1 s) on 2 cores, server CPU
+<= 10 ms per page; event delay <= 250 ms.
 REDIS_URL is required: the events cross from this process to the server through Redis.
 """
 
@@ -89,9 +95,10 @@ def seed(queue_size: int) -> dict:
                 operator=operator,
                 submission=services.Submission(
                     lab=lab,
-                    title="Bench: undeclared static route",
+                    title="Bench: route to r1's loopback via r2",
                     backend="simulator",
-                    devices={"r3": "ip route 10.43.0.0/24 Null0\n"},
+                    # An effect beyond the intent (the fixtures' NEEDS_APPROVAL): medium risk.
+                    devices={"r3": "ip route 10.255.0.1/32 10.0.23.0\n"},
                 ),
             )
         first.refresh_from_db()
@@ -135,7 +142,9 @@ def seed(queue_size: int) -> dict:
         assign_perm("preflight.view_preflightrun", operator, run)
         assign_perm("preflight.view_preflightrun", approvers, run)
     cookies = {}
-    for user in (operator, approver):
+    auditor, _ = User.objects.get_or_create(username="bench-auditor")
+    auditor.groups.add(Group.objects.get(name="auditor"))
+    for user in (operator, approver, auditor):
         client = Client()
         client.force_login(user)
         cookies[user.username] = client.cookies["sessionid"].value
@@ -154,26 +163,104 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def daphne_start(port: int) -> subprocess.Popen:
-    log = open(os.environ.get("AEGIS_BENCH_LOG", "/tmp/aegis-web-bench-daphne.log"), "w")  # noqa: SIM115
+def tree_pids(root: int) -> list[int]:
+    """The process and all its descendants (the web workers of `serve --workers N`)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(children.get(pid, []))
+    return pids
+
+
+def tree_cpu_seconds(root: int) -> float:
+    total = 0.0
+    for pid in tree_pids(root):
+        try:
+            total += cpu_seconds(pid)
+        except (OSError, IndexError):
+            pass  # gone meanwhile
+    return total
+
+
+def server_start(port: int, server: str, workers: int) -> subprocess.Popen:
+    """`daphne` alone (the issue-5 baseline), or `manage.py serve --workers N` as a site starts it."""
+    log = open(os.environ.get("AEGIS_BENCH_LOG", "/tmp/aegis-web-bench-server.log"), "w")  # noqa: SIM115
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    if server == "daphne":
+        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "aegis_site.asgi:application"]
+    else:
+        argv = [
+            sys.executable, "manage.py", "serve", "--no-migrate", "--bind", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers),
+        ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "aegis_site.asgi:application"],
+        argv,
         cwd=ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc
+            break
         except OSError:
             time.sleep(0.2)
+    import httpx
+
+    while time.monotonic() < deadline:  # the socket is the master's: wait for workers to answer
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=5).status_code == 200:
+                time.sleep(2.0 if workers > 1 else 0)  # every worker booted, not only the first
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
     proc.kill()
-    raise SystemExit("daphne did not start; see the log")
+    raise SystemExit("the server did not start; see the log")
+
+
+def server_stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+async def cpu_per_page(base: str, root_pid: int, pages: list[tuple[str, str, str]], n: int) -> dict[str, float]:
+    """Server CPU (the whole process tree) per page, one page at a time, 4 clients back to back."""
+    import httpx
+
+    out = {}
+    for name, path, cookie in pages:
+        queue = iter(range(n))
+
+        async def loop(path=path, cookie=cookie, queue=queue) -> None:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                for _ in queue:
+                    answer = await client.get(path, cookies={"sessionid": cookie})
+                    if answer.status_code != 200:
+                        raise SystemExit(f"{path}: {answer.status_code}")
+
+        async with httpx.AsyncClient(base_url=base) as client:  # warm every worker a little
+            for _ in range(8):
+                await client.get(path, cookies={"sessionid": cookie})
+        before = tree_cpu_seconds(root_pid)
+        await asyncio.gather(*(loop() for _ in range(4)))
+        out[name] = (tree_cpu_seconds(root_pid) - before) * 1000 / n
+    return out
 
 
 async def http_load(
@@ -309,6 +396,14 @@ def main() -> int:
     )
     p.add_argument("--sockets", type=int, default=10)
     p.add_argument("--events", type=int, default=200)
+    p.add_argument(
+        "--server",
+        choices=("serve", "daphne"),
+        default="serve",
+        help="serve: `manage.py serve --workers N` as a site runs it; daphne: one bare daphne (the old baseline)",
+    )
+    p.add_argument("--workers", type=int, default=2, help="web worker processes for --server serve")
+    p.add_argument("--cpu-requests", type=int, default=200, help="requests per page for the CPU-per-page table")
     args = p.parse_args()
     db_url = os.environ.get("DATABASE_URL", "")
     if not db_url.startswith("postgres") or not os.environ.get("REDIS_URL"):
@@ -326,21 +421,24 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = daphne_start(port)
+    workers = 1 if args.server == "daphne" else args.workers
+    described = "one bare daphne process" if args.server == "daphne" else f"manage.py serve --workers {workers}"
+    uptime = Path("/proc/loadavg").read_text().split()[:3]
+    proc = server_start(port, args.server, workers)
+    base = f"http://127.0.0.1:{port}"
     try:
         load_before = os.getloadavg()[0]
-        cpu_before = cpu_seconds(proc.pid)
+        cpu_before = tree_cpu_seconds(proc.pid)
         started = time.perf_counter()
-        times = asyncio.run(
-            http_load(f"http://127.0.0.1:{port}", seeded, args.clients, args.requests, args.think)
-        )
+        times = asyncio.run(http_load(base, seeded, args.clients, args.requests, args.think))
         wall = time.perf_counter() - started
-        cpu_ms = (cpu_seconds(proc.pid) - cpu_before) * 1000 / args.requests
+        cpu_ms = (tree_cpu_seconds(proc.pid) - cpu_before) * 1000 / args.requests
         print(
             f"HTTP: {args.requests} requests, {args.clients} concurrent clients (think time {args.think} s mean), "
-            f"one daphne process, {os.cpu_count()} cores, {seeded['queue']} runs in the queue; "
+            f"{described}, {os.cpu_count()} cores, {seeded['queue']} runs in the queue; "
             f"{args.requests / wall:.0f} req/s; server CPU {cpu_ms:.1f} ms per request; "
-            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+            f"(uptime at start: {' '.join(uptime)})"
         )
         print("| page | requests | p50 ms | p95 ms | p99 ms | max ms |")
         print("|---|---|---|---|---|---|")
@@ -349,6 +447,26 @@ def main() -> int:
                 f"| {name} | {len(values)} | {statistics.median(values):.0f} | {pct(values, 95):.0f} | "
                 f"{pct(values, 99):.0f} | {max(values):.0f} |"
             )
+        run_id = seeded["run_id"]
+        cookie = seeded["cookies"]
+        pages = [
+            ("approver queue", "/promote/queue/", cookie["bench-approver"]),
+            ("run page", f"/preflight/runs/{run_id}/", cookie["bench-operator"]),
+            ("runs list (start page)", "/preflight/", cookie["bench-operator"]),
+            ("bundles list", "/evidence/bundles/", cookie["bench-auditor"]),
+            ("API approval queue", "/api/approvals/queue", cookie["bench-approver"]),
+            ("API run", f"/api/runs/{run_id}", cookie["bench-operator"]),
+            ("API runs", "/api/runs", cookie["bench-operator"]),
+            ("API bundles", "/api/bundles", cookie["bench-auditor"]),
+        ]
+        cpu = asyncio.run(cpu_per_page(base, proc.pid, pages, args.cpu_requests))
+        print(
+            f"Server CPU per page ({args.cpu_requests} requests each, 4 clients back to back, "
+            f"whole server process tree; load average now {os.getloadavg()[0]:.1f})"
+        )
+        print("| page | CPU ms per page |\n|---|---|")
+        for name, ms in cpu.items():
+            print(f"| {name} | {ms:.1f} |")
         delays = asyncio.run(ws_delay("127.0.0.1", port, seeded, args.sockets, args.events))
         print(
             f"Websocket: {args.events} events x {args.sockets} clients, channels-redis; delay from just "
@@ -360,11 +478,7 @@ def main() -> int:
             f"{max(delays):.1f} |"
         )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server_stop(proc)
     return 0
 
 

@@ -55,6 +55,14 @@ case "$role" in
       bash -ec 'python manage.py migrate --noinput -v 0; python manage.py setup_roles >/dev/null
                python manage.py sync_labs >/dev/null
                python manage.py shell -c "from evidence.services import site_key; site_key()"'
+    workers=${AEGIS_WEB_WORKERS:-1}
+    if [ "$workers" -gt 1 ]; then
+      # Several web processes (docs/deploy.md): gunicorn with uvicorn workers; runs go to the
+      # Celery twin worker through the broker, events through channels-redis, as with one.
+      as_user aegis gunicorn aegis_site.asgi:application --worker-class uvicorn_worker.UvicornWorker \
+        --workers "$workers" --bind 0.0.0.0:8088 --keep-alive 30 --no-control-socket \
+        --forwarded-allow-ips '*' --access-logfile -
+    fi
     as_user aegis daphne -b 0.0.0.0 -p 8088 --proxy-headers aegis_site.asgi:application
     ;;
   worker)

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
@@ -71,6 +71,39 @@ def labs_enabled() -> QuerySet[Lab]:
     return Lab.objects.filter(enabled=True)
 
 
+# Columns no list (page or API) reads: the result document above all (tens of KB of JSON per
+# run, parsed on every row), the change's configs and the lab's files. Reading a deferred one
+# costs a query per row: the query-count tests (preflight/tests/web/test_query_counts.py) catch it.
+LIST_DEFER = (
+    "result",
+    "options",
+    "folder",
+    "change__devices",
+    "change__desired",
+    "change__change_text",
+    "change__description",
+    "change__expect",
+    "change__intent",
+    "change__lab__routers",
+    "change__lab__criticality",
+    "change__lab__invariants",
+    "change__lab__description",
+)
+
+
+def runs_listed(runs: QuerySet[PreflightRun]) -> QuerySet[PreflightRun]:
+    """A list of runs as the lists show them: without the big columns, with their decisions
+    prefetched (approval state), in a fixed number of queries whatever the number of rows."""
+    return runs.defer(*LIST_DEFER).prefetch_related(
+        Prefetch("approvals", queryset=_approvals_model().objects.select_related("approver").order_by("created", "pk"))
+    )
+
+
+def _approvals_model():
+    """promote's Approval, through the reverse relation it declares on the run (no import of the layer above)."""
+    return PreflightRun._meta.get_field("approvals").related_model
+
+
 def runs_for_user(user: Any) -> QuerySet[PreflightRun]:
     """Runs the user may view: their own, those shared with their groups (approvers), all for admins."""
     base = PreflightRun.objects.select_related("change", "change__lab", "change__operator")
@@ -88,6 +121,7 @@ def my_runs(user: Any, *, limit: int = 50) -> list[PreflightRun]:
     return list(
         PreflightRun.objects.filter(change__operator=user)
         .select_related("change", "change__lab")
+        .defer(*LIST_DEFER)
         .order_by("-created")[:limit]
     )
 
@@ -117,9 +151,11 @@ def events_after(run: PreflightRun, after: int = 0, *, limit: int = 1000) -> lis
 
 def run_facts(run: PreflightRun, approvals: list | None = None) -> policy.RunFacts:
     """The plain facts the policy rules take. Pass the run's approvals if already fetched (or prefetch them)."""
-    approvals = sorted(
-        run.approvals.all() if approvals is None else approvals, key=lambda a: (a.created, a.pk)
-    )
+    if approvals is None:
+        prefetched = "approvals" in getattr(run, "_prefetched_objects_cache", {})
+        # Not prefetched: one query with the approvers, not one more per decision.
+        approvals = run.approvals.all() if prefetched else run.approvals.select_related("approver")
+    approvals = sorted(approvals, key=lambda a: (a.created, a.pk))
     decisions = tuple((a.approver.get_username(), a.decision) for a in approvals)
     # The tier follows from the backend (the simulator is the only simulated one); reading it from
     # the result would load the whole result document for every row of the queue.
@@ -140,7 +176,8 @@ def run_decisions(run: PreflightRun) -> list[Any]:
     Read through the reverse relation promote declares on the run, so preflight needs no import
     of the app above it. Assumes the caller may view the run.
     """
-    return list(run.approvals.select_related("approver").order_by("created", "pk"))
+    # `signed` (promote's signed approval, one-to-one): the run page links it for each decision.
+    return list(run.approvals.select_related("approver", "signed").order_by("created", "pk"))
 
 
 def run_approval_state(run: PreflightRun, facts: policy.RunFacts | None = None) -> str:
@@ -214,45 +251,76 @@ def routes_chart(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
-# What the queue page shows; loading less (no result document, no user timestamps) keeps it
-# fast with many runs waiting.
-QUEUE_FIELDS = (
-    "run_id",
-    "backend",
-    "status",
-    "verdict",
-    "risk_tier",
-    "risk_score",
-    "blast",
-    "created",
-    "change__title",
-    "change__lab__name",
-    "change__operator__username",
-)
-
-
 def approval_queue(user: Any) -> list[PreflightRun]:
-    """Runs waiting for a decision the user may give, oldest first. Own changes are left out."""
+    """Runs waiting for a decision the user may give, oldest first. Own changes are left out.
+
+    Each run carries `required`, `approved_count` and `already_decided` (this user).
+    """
+    pending = _queue_pending(user)
+    runs = list(
+        runs_listed(PreflightRun.objects.select_related("change", "change__lab", "change__operator"))
+        .filter(pk__in=list(pending))
+        .order_by("created", "pk")
+    )
+    for run in runs:
+        run.required, run.approved_count, run.already_decided = pending[run.pk]
+    return runs
+
+
+def approval_queue_page(user: Any, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """The queue page: its first `limit` runs as plain rows (what the page shows, no model
+    objects), and how many wait in all. Costs the same with 25 runs waiting or 500."""
+    pending = _queue_pending(user)
+    shown = list(pending)[:limit]
+    rows = list(
+        PreflightRun.objects.filter(pk__in=shown)
+        .order_by("created", "pk")
+        .values(
+            "pk", "run_id", "backend", "risk_tier", "risk_score", "blast", "created",
+            "change__title", "change__lab__name", "change__operator__username",
+        )
+    )
+    for row in rows:
+        row["required"], row["approved_count"], row["already_decided"] = pending[row["pk"]]
+    return rows, len(pending)
+
+
+def _queue_pending(user: Any) -> dict[int, tuple[int, int, bool]]:
+    """Run pk -> (approvals required, approvals given, decided by this user), oldest first, for
+    the runs pending this user's decision. Decided on plain rows: two small queries."""
     actor = actor_of(user)
     if not actor.has_role(policy.APPROVER):
-        return []
-    candidates = (
+        return {}
+    high = settings.AEGIS_HIGH_RISK_APPROVERS
+    candidates = list(
         runs_for_user(user)
         .filter(status=PreflightRun.STATUS_FINISHED, verdict="needs_approval")
         .exclude(change__operator=user)
-        .only(*QUEUE_FIELDS)
-        .prefetch_related("approvals__approver")
-        .order_by("created")
+        .order_by("created", "pk")
+        .values_list("pk", "risk_tier", "change__operator__username")
     )
-    queue = []
-    for run in candidates:
-        facts = run_facts(run)
-        if policy.approval_state(facts, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS) != "pending":
-            continue
-        run.required = policy.approvals_required(
-            "needs_approval", run.risk_tier, high_risk_approvers=settings.AEGIS_HIGH_RISK_APPROVERS
+    decisions: dict[int, list[tuple[str, str]]] = {}
+    if candidates:
+        rows = (
+            _approvals_model()
+            .objects.filter(run_id__in=[pk for pk, _, _ in candidates])
+            .order_by("created", "pk")
+            .values_list("run_id", "approver__username", "decision")
         )
-        run.approved_count = sum(1 for _, d in facts.decisions if d == "approve")
-        run.already_decided = any(who == actor.username for who, _ in facts.decisions)
-        queue.append(run)
-    return queue
+        for run_pk, who, what in rows:
+            decisions.setdefault(run_pk, []).append((who, what))
+    pending: dict[int, tuple[int, int, bool]] = {}
+    for pk, risk_tier, operator in candidates:
+        made = tuple(decisions.get(pk, ()))
+        facts = policy.RunFacts(
+            operator=operator, status=PreflightRun.STATUS_FINISHED, verdict="needs_approval",
+            risk_tier=risk_tier, tier="", decisions=made,
+        )
+        if policy.approval_state(facts, high_risk_approvers=high) != "pending":
+            continue
+        pending[pk] = (
+            policy.approvals_required("needs_approval", risk_tier, high_risk_approvers=high),
+            sum(1 for _, d in made if d == "approve"),
+            any(who == actor.username for who, _ in made),
+        )
+    return pending

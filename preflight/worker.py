@@ -29,6 +29,9 @@ _executor: ThreadPoolExecutor | None = None
 
 def _pool() -> ThreadPoolExecutor:
     global _executor
+    if getattr(settings, "AEGIS_RUN_DISPATCH", "") == "relay":
+        # A web worker of `serve --workers N`: twins run only in serve's own process (preflight/relay.py).
+        raise RuntimeError("this web worker process relays runs; it never runs a twin itself")
     with _lock:
         if _executor is None:
             # Each twin is several FRR daemons per node: a small pool bounds the host's load.

@@ -63,6 +63,8 @@ def approvals_by_user(user: Any, *, limit: int = 50) -> list[Approval]:
     return list(
         Approval.objects.filter(approver=user)
         .select_related("run", "run__change", "run__change__lab")
+        # the page shows the run's id and title: not its result document or configs
+        .only("created", "decision", "comment", "run__run_id", "run__change__title", "run__change__lab__name")
         .order_by("-created")[:limit]
     )
 

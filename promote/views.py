@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -30,15 +31,19 @@ def _require_approver(request: HttpRequest) -> None:
 def queue(request: HttpRequest) -> HttpResponse:
     """Runs that need a decision from this approver, oldest first, with risk and blast radius."""
     _require_approver(request)
-    waiting = selectors.approval_queue(request.user)
+    # Oldest first, one screen at a time: the next ones move up as these are decided.
+    waiting, total = selectors.approval_queue_page(request.user, QUEUE_PAGE)
+    # One reverse() for the page, not one per row (run ids are [0-9a-f-]).
+    decide = reverse("promote:decide", args=["RUN-ID"])
+    for row in waiting:
+        row["decide_url"] = decide.replace("RUN-ID", row["run_id"])
     return render(
         request,
         "promote/queue.html",
         {
-            # Oldest first, one screen at a time: the next ones move up as these are decided.
-            "queue": waiting[:QUEUE_PAGE],
-            "more": max(0, len(waiting) - QUEUE_PAGE),
-            "total": len(waiting),
+            "queue": waiting,
+            "more": max(0, total - len(waiting)),
+            "total": total,
             "mine": promote_selectors.approvals_by_user(request.user, limit=10),
             "nav": "queue",
         },

@@ -111,7 +111,8 @@ class RunListView(AegisAPIView):
         filterset = RunFilterSet(request.query_params, queryset=selectors.runs_for_user(request.user))
         if not filterset.is_valid():
             raise ValidationError(filterset.errors)
-        return Response(RunSerializer(filterset.qs.order_by("-created")[:100], many=True).data)
+        runs = selectors.runs_listed(filterset.qs).order_by("-created")[:100]
+        return Response(RunSerializer(runs, many=True).data)
 
 
 class RunDetailView(AegisAPIView):
