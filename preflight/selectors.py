@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Max, Prefetch, QuerySet, Subquery
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
@@ -147,6 +147,16 @@ def access_run(user: Any, run_id: str) -> PreflightRun:
 
 def events_after(run: PreflightRun, after: int = 0, *, limit: int = 1000) -> list[RunEvent]:
     return list(RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:limit])
+
+
+def events_latest_per_step(run: PreflightRun) -> list[RunEvent]:
+    """The latest event of each step of the run, oldest first (one query, without event data)."""
+    latest = RunEvent.objects.filter(run=run).values("step").annotate(last=Max("seq")).values("last")
+    return list(
+        RunEvent.objects.filter(run=run, seq__in=Subquery(latest))
+        .only("seq", "step", "status", "message")
+        .order_by("seq")
+    )
 
 
 def run_facts(run: PreflightRun, approvals: list | None = None) -> policy.RunFacts:

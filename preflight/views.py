@@ -82,7 +82,8 @@ def start(request: HttpRequest) -> HttpResponse:
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     """The run page: live steps, then the verdict, diffs, findings and downloads."""
     run = selectors.access_run(request.user, run_id)
-    events = selectors.events_after(run, 0)
+    # The steps show each step's latest event: not every event of the run (a long run has hundreds).
+    events = selectors.events_latest_per_step(run)
     result = run.result or {}
     approvals = selectors.run_decisions(run)
     facts = selectors.run_facts(run, approvals)
@@ -95,7 +96,6 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         {
             "run": run,
             "change": run.change,
-            "events": events,
             "steps": selectors.run_steps(run, events),
             "result": result,
             "chart": selectors.routes_chart(result),
@@ -104,7 +104,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
             "approvals": approvals,
             "approval_state": selectors.run_approval_state(run, facts),
             "can_decide": refusal is None,
-            "last_seq": events[-1].seq if events else 0,
+            "last_seq": max((ev.seq for ev in events), default=0),
             "simulated": facts.tier != "real",
         },
     )

@@ -56,3 +56,63 @@ def promotion_panel(context: dict[str, Any], run_id: str) -> dict[str, Any]:
         "waiting": waiting,
         "not_promotable": bundle is not None and not promotable,
     }
+
+
+def _plural(n: Any, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@register.simple_tag
+def queue_rows(rows: list[dict[str, Any]]) -> str:
+    """The approver queue's table rows, built in Python: the queue is the busiest page, and the
+    template language cost about a quarter of a millisecond of CPU per row (docs/performance.md).
+    Every value is escaped by format_html."""
+    from django.utils import timezone
+    from django.utils.dateformat import format as date_format
+    from django.utils.html import format_html, format_html_join
+    from django.utils.safestring import mark_safe
+    from django.utils.timesince import timesince
+
+    def cells(r: dict[str, Any]) -> tuple[Any, ...]:
+        blast = r["blast"] or {}
+        simulated = mark_safe(' · <span class="badge simulated">simulated</span>') if r["backend"] == "simulator" else ""
+        action = (
+            mark_safe('<span class="muted small">you decided</span>')
+            if r["already_decided"]
+            else format_html('<a class="button secondary" href="{}">Review</a>', r["decide_url"])
+        )
+        return (
+            date_format(timezone.localtime(r["created"]), "Y-m-d H:i"),
+            timesince(r["created"]),
+            r["decide_url"],
+            r["change__title"],
+            r["change__lab__name"],
+            r["run_id"],
+            simulated,
+            r["change__operator__username"],
+            r["risk_tier"],
+            r["risk_tier"] or "?",
+            "" if r["risk_score"] is None else r["risk_score"],
+            ", ".join(
+                (
+                    _plural(blast.get("devices", ""), "device"),
+                    _plural(blast.get("routes", ""), "route change"),
+                    _plural(blast.get("sessions", ""), "session change"),
+                )
+            ),
+            r["approved_count"],
+            r["required"],
+            action,
+        )
+
+    return format_html_join(
+        "\n",
+        '<tr>\n  <td class="small">{}<div class="muted">{} ago</div></td>\n'
+        '  <td><a href="{}">{}</a><div class="muted small">{} · <span class="mono">{}</span>{}</div></td>\n'
+        "  <td>{}</td>\n"
+        '  <td><span class="badge {}">{}</span> <span class="small muted">{}</span></td>\n'
+        '  <td class="small">{}</td>\n'
+        "  <td>{} / {}</td>\n"
+        "  <td>{}</td>\n</tr>",
+        (cells(r) for r in rows),
+    )
