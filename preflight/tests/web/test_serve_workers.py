@@ -22,6 +22,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 
+from evidence.models import Bundle
 from preflight import services, worker
 from preflight.models import PreflightRun
 from preflight.tests.web.fixtures import REPO, SHIP_READY
@@ -156,6 +157,10 @@ def test_serve_with_two_workers_pages_websocket_relay_and_a_clean_stop(
         for _ in range(6):
             page = httpx.get(f"{base}/preflight/runs/{run.run_id}/", cookies={"sessionid": cookie}, timeout=30)
             assert page.status_code == 200 and run.run_id in page.text
+        # A streamed download (FileResponse through aegis_site/asgi_http.py) arrives whole.
+        sealed = httpx.get(f"{base}/preflight/runs/{run.run_id}/bundle.json", cookies={"sessionid": cookie}, timeout=30)
+        assert sealed.status_code == 200
+        assert sealed.content == Bundle.objects.get(run_id=run.run_id).bundle_json.encode("ascii")
 
         # A websocket held by a worker receives an event this process writes.
         with connect(
