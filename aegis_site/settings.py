@@ -168,19 +168,20 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # Size- and depth-bounded JSON (aegis_site/http_limits.py); forms and multipart as DRF ships them.
-    "DEFAULT_PARSER_CLASSES": [
-        "aegis_site.http_limits.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Size- and depth-bounded JSON (aegis_site/http_limits.py).
+    # JSON only: the document promises typed fields (lines are strings, devices an object), which a
+    # form or multipart body cannot carry; anything else is a 415.
+    "DEFAULT_PARSER_CLASSES": ["aegis_site.http_limits.BoundedJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "aegis_base.api.schema.AegisAutoSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "AEGIS API",
     "DESCRIPTION": "Preflight network changes against a real twin; sealed evidence.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components, so a required text field says minLength 1 (the
+    # server refuses a blank one) and read-only fields are not offered as input.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # Channels: in-memory for a first try, Redis at a site (REDIS_URL).
@@ -194,6 +195,27 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Cache: the sign-in limit's counters (aegis_base/login_limit.py). Redis at a site (REDIS_URL), so
+# every web process counts the same failures; process memory for a first try.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "aegis",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Sign-in limit: a user name is refused after this many failed passwords (0: no limit), a client
+# address after four times as many failures of any kind (passwords, API tokens), for this long
+# after the last failure. Behind a TLS proxy, name the header that carries the client's address
+# (its right-most entry is the one the proxy saw), e.g. X-Forwarded-For; empty: REMOTE_ADDR.
+AEGIS_LOGIN_FAILURES_MAX = env_int("AEGIS_LOGIN_FAILURES_MAX", 5)
+AEGIS_LOGIN_LOCKOUT_S = env_int("AEGIS_LOGIN_LOCKOUT_S", 900)
+AEGIS_CLIENT_IP_HEADER = env_str("AEGIS_CLIENT_IP_HEADER", "")
 
 # Celery: with no broker the tasks run in-process (a first try needs one command).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")

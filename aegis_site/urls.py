@@ -16,10 +16,14 @@ from django.views.generic import TemplateView
 from django.views.static import serve as file_serve
 from drf_spectacular.views import SpectacularAPIView
 
+from aegis_base.login_limit import LimitedAdminAuthenticationForm, LimitedLoginView
 from evidence.api.urls import urlpatterns as evidence_api
 from preflight import views as preflight_views
 from preflight.api.urls import urlpatterns as preflight_api
 from promote.api.urls import urlpatterns as promote_api
+
+# The admin's sign-in counts failures and refuses while locked, as /accounts/login/ does.
+admin.site.login_form = LimitedAdminAuthenticationForm
 
 SWAGGER_DIST = (
     Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar" / "swagger-ui-dist"
@@ -40,7 +44,7 @@ api_patterns = [
 urlpatterns = [
     path("", preflight_views.home, name="home"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", LimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/accounts/login/"), name="logout"),
     path("preflight", preflight_views.start),  # the documented address, without the slash
     path("preflight/", include("preflight.urls")),

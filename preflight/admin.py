@@ -26,6 +26,14 @@ class ChangeRequestAdmin(GuardedModelAdmin):
     search_fields = ["title", "operator__username"]
     readonly_fields = ["operator", "lab", "devices", "intent", "expect", "frameworks", "source", "created"]
 
+    # A change is made by its operator (form, API, CLI) and is part of its runs' evidence: the admin
+    # grants object permissions here (guardian) but neither adds nor deletes changes.
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 class RunEventInline(admin.TabularInline):
     model = RunEvent
@@ -42,6 +50,12 @@ class PreflightRunAdmin(GuardedModelAdmin):
     search_fields = ["run_id", "change__title"]
     readonly_fields = [f.name for f in PreflightRun._meta.fields]
     inlines = [RunEventInline]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # a run is made by a submission, never typed in
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deleting a run would remove evidence a sealed bundle points to
 
     def get_urls(self) -> list[URLPattern]:
         # A read-only page beside the runs: what the long-lived workers hold warm (twin/pool.py).

@@ -7,12 +7,12 @@ urlpatterns = [
     path("bundles/<str:bundle_id>", views.BundleDetailView.as_view(), name="bundle"),
     path(
         "bundles/<str:bundle_id>/json",
-        views.BundleDownloadView.as_view(),
+        views.BundleJsonView.as_view(),
         {"kind": "json"},
         name="bundle_json",
     ),
     path(
-        "bundles/<str:bundle_id>/pdf", views.BundleDownloadView.as_view(), {"kind": "pdf"}, name="bundle_pdf"
+        "bundles/<str:bundle_id>/pdf", views.BundlePdfView.as_view(), {"kind": "pdf"}, name="bundle_pdf"
     ),
     path("bundles/<str:bundle_id>/verify", views.BundleVerifyView.as_view(), name="bundle_verify"),
 ]

@@ -10,13 +10,13 @@ from typing import Any
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from aegis_base.api.views import AegisAPIView
+from aegis_base.api.views import AegisAPIView, filter_param, filters_blank_refuse
 from aegis_base.core import policy
 from preflight import selectors, services
 from preflight.api.serializers import (
@@ -56,6 +56,19 @@ class RunSubmitView(AegisAPIView):
     @extend_schema(
         request=RunSubmitSerializer,
         responses={202: RunAcceptedSerializer},
+        examples=[
+            OpenApiExample(
+                "a static route",
+                value={
+                    "lab": "triangle",
+                    "title": "Null-route 10.42.0.0/24 on r3",
+                    "devices": {"r3": "ip route 10.42.0.0/24 Null0\n"},
+                    "expect": {"prefixes_added": {"r3": ["10.42.0.0/24"]}},
+                    "backend": "simulator",
+                },
+                request_only=True,
+            )
+        ],
         summary="Submit a change for preflight; the run executes in the background",
     )
     def post(self, request: Request) -> Response:
@@ -95,19 +108,27 @@ class RunSubmitView(AegisAPIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
+RUN_FILTERS = [
+    filter_param("status", enum=[s for s, _ in PreflightRun.STATUS_CHOICES]),
+    filter_param("verdict", enum=[v for v, _ in PreflightRun.VERDICT_CHOICES]),
+    filter_param("risk_tier", enum=["low", "medium", "high"]),
+    filter_param("backend", max_length=20),
+    filter_param("lab", max_length=64),
+]
+# RunEvent.seq is a 32-bit integer column; a larger `after` is refused, not sent to the database.
+SEQ_MAX = 2**31 - 1
+
+
 class RunListView(AegisAPIView):
+    api_refusals = (400,)  # any signed-in user may list: the list holds only what they may see
+
     @extend_schema(
-        parameters=[
-            OpenApiParameter("status", str, enum=[s for s, _ in PreflightRun.STATUS_CHOICES]),
-            OpenApiParameter("verdict", str, enum=[v for v, _ in PreflightRun.VERDICT_CHOICES]),
-            OpenApiParameter("risk_tier", str, enum=["low", "medium", "high"]),
-            OpenApiParameter("backend", str),
-            OpenApiParameter("lab", str),
-        ],
+        parameters=RUN_FILTERS,
         responses=RunSerializer(many=True),
         summary="Runs you may see, newest first (100 at most), filtered by status, verdict, risk, backend, lab",
     )
     def get(self, request: Request) -> Response:
+        filters_blank_refuse(request.query_params, RUN_FILTERS)
         filterset = RunFilterSet(request.query_params, queryset=selectors.runs_for_user(request.user))
         if not filterset.is_valid():
             raise ValidationError(filterset.errors)
@@ -135,7 +156,13 @@ class RunResultView(AegisAPIView):
 
 class RunEventsView(AegisAPIView):
     @extend_schema(
-        parameters=[OpenApiParameter("after", int, description="Only events with seq greater than this")],
+        parameters=[
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
+                description="Only events with seq greater than this (default 0: all)",
+            )
+        ],
         responses=RunEventSerializer(many=True),
         summary="Progress events after a seq (catch-up)",
     )
@@ -144,10 +171,10 @@ class RunEventsView(AegisAPIView):
         raw = request.query_params.get("after", "0") or "0"
         try:
             after = int(raw)
-            if after < 0:
+            if not 0 <= after <= SEQ_MAX:
                 raise ValueError
         except ValueError:
             raise ValidationError(
-                {"after": [f"{raw!r} is not a non-negative whole number (a seq)."]}
+                {"after": [f"{raw[:40]!r} is not a whole number from 0 to {SEQ_MAX} (a seq)."]}
             ) from None
         return Response(RunEventSerializer(selectors.events_after(run, after), many=True).data)

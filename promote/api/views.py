@@ -1,7 +1,8 @@
 """REST API of promotion: start one (dry-run or live), read its record, download a signed approval.
 
-Errors: 400 with field errors (bad mode, no or incomplete inventory), 401 without
-credentials, 403 when the role or object is not allowed, 404 for an unknown id. A refused
+Errors: 400 with field errors (bad mode), 409 when the site's device inventory is unset, invalid or
+does not cover the bundle, 401 without credentials, 403 when the role or object is not allowed, 404
+for an unknown id. A refused
 promotion is not an HTTP error: it is an attempt with a record (200, `outcome: refused`).
 """
 
@@ -11,13 +12,13 @@ import json
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from aegis_base.api.views import AegisAPIView
+from aegis_base.api.views import AegisAPIView, filter_param, filters_blank_refuse
 from aegis_base.core import policy
 from aegis_base.selectors import actor_of
 from preflight import selectors as preflight_selectors
@@ -40,9 +41,12 @@ def _json_download(doc: dict, filename: str) -> HttpResponse:
 
 
 class BundlePromoteView(AegisAPIView):
+    api_also_refuses = (409,)
+
     @extend_schema(
         request=PromoteSerializer,
         responses=PromotionSerializer,
+        examples=[OpenApiExample("dry run", value={"mode": "dry_run"}, request_only=True)],
         summary="Promote a sealed bundle with its signed approvals to the site inventory (dry-run by default)",
     )
     def post(self, request: Request, bundle_id: str) -> Response:
@@ -56,7 +60,9 @@ class BundlePromoteView(AegisAPIView):
             bundle = services.bundle_read(bundle_row.bundle_json.encode("ascii"))
             services.inventory_covers(bundle, devices)
         except services.PromotionInputError as exc:
-            raise ValidationError({"inventory": [str(exc)]}) from None
+            # The request is fine; the site's inventory cannot carry it out: a conflict with the
+            # site's state (409), which the administrator resolves, not the caller's input (400).
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         row = services.promotion_attempt(
             actor=request.user,
             bundle=bundle,
@@ -76,7 +82,7 @@ class PromotionDetailView(AegisAPIView):
 
 class PromotionJsonView(AegisAPIView):
     @extend_schema(
-        responses={(200, "application/json"): OpenApiTypes.BINARY}, summary="The plain promotion record"
+        responses={(200, "application/json"): OpenApiTypes.OBJECT}, summary="The plain promotion record"
     )
     def get(self, request: Request, record_id: str) -> HttpResponse:
         row = selectors.access_promotion(request.user, record_id)
@@ -85,7 +91,7 @@ class PromotionJsonView(AegisAPIView):
 
 class ApprovalEnvelopeView(AegisAPIView):
     @extend_schema(
-        responses={(200, "application/json"): OpenApiTypes.BINARY},
+        responses={(200, "application/json"): OpenApiTypes.OBJECT},
         summary="A decision's signed approval (DSSE envelope), for `manage.py promote --approval`",
     )
     def get(self, request: Request, approval_id: str) -> HttpResponse:
@@ -95,14 +101,18 @@ class ApprovalEnvelopeView(AegisAPIView):
         )
 
 
+APPROVAL_FILTERS = [filter_param("decision", enum=["approve", "reject"]), filter_param("approver", max_length=150)]
+
+
 class RunApprovalsView(AegisAPIView):
     @extend_schema(
-        parameters=[OpenApiParameter("decision", str, enum=["approve", "reject"]), OpenApiParameter("approver", str)],
+        parameters=APPROVAL_FILTERS,
         responses=ApprovalSerializer(many=True),
         summary="Decisions recorded on a run, oldest first (filter by decision, approver)",
     )
     def get(self, request: Request, run_id: str) -> Response:
         run = preflight_selectors.access_run(request.user, run_id)
+        filters_blank_refuse(request.query_params, APPROVAL_FILTERS)
         filterset = ApprovalFilterSet(request.query_params, queryset=selectors.approvals_of(run))
         if not filterset.is_valid():
             raise ValidationError(filterset.errors)
@@ -111,6 +121,11 @@ class RunApprovalsView(AegisAPIView):
     @extend_schema(
         request=DecisionSerializer,
         responses={201: ApprovalSerializer},
+        examples=[
+            OpenApiExample(
+                "approve", value={"decision": "approve", "comment": "Blast radius as intended."}, request_only=True
+            )
+        ],
         summary="Approve or reject a run that needs approval (approvers; never your own)",
     )
     def post(self, request: Request, run_id: str) -> Response:

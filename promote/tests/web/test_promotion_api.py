@@ -119,7 +119,7 @@ def test_who_may_start_a_promotion(persona, status, approved, inventory, request
         assert PromotionRecord.objects.count() == before
 
 
-def test_input_errors_are_400_and_unknown_bundles_404(approved, operator, settings, tmp_path, inventory):
+def test_input_errors_are_400_site_inventory_409_and_unknown_bundles_404(approved, operator, settings, tmp_path, inventory):
     _, _, bundle = approved
     client = client_for(operator)
     assert client.post("/api/bundles/999999/promote", {}, format="json").status_code == 404
@@ -130,13 +130,13 @@ def test_input_errors_are_400_and_unknown_bundles_404(approved, operator, settin
     other.write_text("devices:\n  r1: {host: 127.0.0.1, key_file: /k}\n")
     settings.AEGIS_DEVICE_INVENTORY = str(other)
     missing = client.post(f"/api/bundles/{bundle.pk}/promote", {}, format="json")
-    assert missing.status_code == 400 and "no device r3" in json.dumps(missing.json())
+    assert missing.status_code == 409 and "no device r3" in json.dumps(missing.json())
     other.write_text("devices:\n  r3: {host: 127.0.0.1, port: '22', key_file: /k}\n")
     invalid = client.post(f"/api/bundles/{bundle.pk}/promote", {}, format="json")
-    assert invalid.status_code == 400 and "devices.r3.port" in json.dumps(invalid.json())
+    assert invalid.status_code == 409 and "devices.r3.port" in json.dumps(invalid.json())
     settings.AEGIS_DEVICE_INVENTORY = ""
     unset = client.post(f"/api/bundles/{bundle.pk}/promote", {}, format="json")
-    assert unset.status_code == 400 and "AEGIS_DEVICE_INVENTORY" in json.dumps(unset.json())
+    assert unset.status_code == 409 and "AEGIS_DEVICE_INVENTORY" in json.dumps(unset.json())
     assert PromotionRecord.objects.count() == 0, "an input error is not an attempt"
 
 
