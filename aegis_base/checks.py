@@ -73,3 +73,24 @@ def settings_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             "set the seconds an approval stays valid (default 86400)",
         )
     return errors
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def deploy_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """`manage.py check --deploy`: what Django's own deploy checks cannot know about AEGIS."""
+    warnings: list[checks.CheckMessage] = []
+    if settings.SECRET_KEY == getattr(settings, "FIRST_TRY_SECRET_KEY", None):
+        warnings.append(checks.Warning(
+            "SECRET_KEY is the first-try key shipped in the code: sessions and CSRF tokens can be forged",
+            hint="set AEGIS_SECRET_KEY (50+ random characters) or AEGIS_SECRET_KEY_FILE "
+                 "(deploy/make-secrets.sh writes one)",
+            id="aegis.W001",
+        ))
+    if getattr(settings, "SESSION_COOKIE_SECURE", False) and not getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        warnings.append(checks.Warning(
+            "secure cookies without AEGIS_TLS_PROXY: behind a TLS proxy Django sees plain http and "
+            "every sign-in fails (the cookie is never sent back)",
+            hint="set AEGIS_TLS_PROXY=true when a proxy terminates TLS and sets X-Forwarded-Proto",
+            id="aegis.W002",
+        ))
+    return warnings

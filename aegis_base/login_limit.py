@@ -16,6 +16,7 @@ right-most address of AEGIS_CLIENT_IP_HEADER (e.g. X-Forwarded-For) when a TLS p
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from typing import Any
 
@@ -70,8 +71,9 @@ def login_wait(request: HttpRequest | Any, username: str | None = None) -> int:
         checks.append((_key("user", username), limit))
     for key, bound in checks:
         failures, last = _count(key)
-        if failures >= bound:
-            waits.append(max(1, int(last + window - now)))
+        remaining = last + window - now
+        if failures >= bound and remaining > 0:
+            waits.append(max(1, math.ceil(remaining)))
     return max(waits, default=0)
 
 
@@ -103,6 +105,7 @@ class _LimitedForm:
 
     error_messages: dict[str, str]
     request: Any
+    locked_for = 0  # seconds, when this attempt was refused by the limit (the page says so)
 
     def clean(self) -> dict[str, Any]:
         username = self.data.get("username") or ""  # type: ignore[attr-defined]

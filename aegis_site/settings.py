@@ -44,11 +44,50 @@ def env_path(name: str, default: Path) -> Path:
     return Path(raw).expanduser() if raw else default
 
 
+def env_secret(name: str, default: str = "") -> str:
+    """A secret from NAME, or from the file NAME_FILE names (a Docker/systemd secret, mode 0600).
+
+    Secrets come only from the environment or files, never from a settings file in the repo;
+    both set is refused, so nobody wonders which one is in force.
+    """
+    value, path = os.environ.get(name, ""), os.environ.get(f"{name}_FILE", "")
+    if value and path:
+        raise ImproperlyConfigured(f"set {name} or {name}_FILE, not both")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path}: {exc.strerror}") from None
+    return value or default
+
+
 DEBUG = env_bool("AEGIS_DEBUG", False)
-# A first try needs no secret; a site must set one (checked by `manage.py check --deploy`).
-SECRET_KEY = env_str("AEGIS_SECRET_KEY", "aegis-insecure-first-try-key-set-AEGIS_SECRET_KEY-at-a-site")
+# A first try needs no secret; a site must set one (aegis.W001 in `manage.py check --deploy`).
+FIRST_TRY_SECRET_KEY = "aegis-insecure-first-try-key-set-AEGIS_SECRET_KEY-at-a-site"
+SECRET_KEY = env_secret("AEGIS_SECRET_KEY", FIRST_TRY_SECRET_KEY)
 ALLOWED_HOSTS = env_list("AEGIS_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("AEGIS_CSRF_TRUSTED_ORIGINS", [])
+
+# Behind a TLS proxy (docs/deploy.md): the proxy terminates TLS and says so in X-Forwarded-Proto,
+# which it must set itself (and strip from clients). AEGIS_TLS_PROXY=true turns on what a site
+# behind TLS needs: requests over http are redirected, session and CSRF cookies are sent over
+# https only, and browsers are told to use https for a year (HSTS). Each can be set on its own.
+AEGIS_TLS_PROXY = env_bool("AEGIS_TLS_PROXY", False)
+if AEGIS_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("AEGIS_SECURE_SSL_REDIRECT", AEGIS_TLS_PROXY)
+SESSION_COOKIE_SECURE = env_bool("AEGIS_SECURE_COOKIES", AEGIS_TLS_PROXY)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("AEGIS_HSTS_SECONDS", 31_536_000 if AEGIS_TLS_PROXY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("AEGIS_HSTS_INCLUDE_SUBDOMAINS", AEGIS_TLS_PROXY)
+SECURE_HSTS_PRELOAD = env_bool("AEGIS_HSTS_PRELOAD", False)
+# Sessions: HttpOnly (Django's default), SameSite=Lax, and gone when the browser closes or after
+# AEGIS_SESSION_AGE_S (default 8 hours, a working day) — an approver's signed-in laptop is a key.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("AEGIS_SESSION_AGE_S", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 # Where AEGIS keeps its own files: runs, keys, bundles. Nothing is written outside it.
 AEGIS_HOME = env_path("AEGIS_HOME", BASE_DIR / "var")
@@ -312,7 +351,7 @@ AEGIS_EGRESS_ALLOW = env_list(
 AEGIS_ALLOW_LIVE_PROMOTION = env_bool("AEGIS_ALLOW_LIVE_PROMOTION", False)
 AEGIS_APPROVAL_TTL_S = env_int("AEGIS_APPROVAL_TTL_S", 24 * 3600)
 AEGIS_HIGH_RISK_APPROVERS = env_int("AEGIS_HIGH_RISK_APPROVERS", 2)
-AEGIS_KEY_ENCRYPTION_KEY = env_str("AEGIS_KEY_ENCRYPTION_KEY", "")
+AEGIS_KEY_ENCRYPTION_KEY = env_secret("AEGIS_KEY_ENCRYPTION_KEY", "")
 # YAML file mapping lab node names to devices (host, port, username, key_file); see docs/promotion.md.
 AEGIS_DEVICE_INVENTORY = env_str("AEGIS_DEVICE_INVENTORY", "")
 

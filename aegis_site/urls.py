@@ -14,8 +14,8 @@ from django.contrib.staticfiles.views import serve as static_serve
 from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from django.views.static import serve as file_serve
-from drf_spectacular.views import SpectacularAPIView
 
+from aegis_base.api.views import SchemaView
 from aegis_base.login_limit import LimitedAdminAuthenticationForm, LimitedLoginView
 from evidence.api.urls import urlpatterns as evidence_api
 from preflight import views as preflight_views
@@ -33,7 +33,7 @@ api_patterns = [
     *preflight_api,
     *evidence_api,
     *promote_api,
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", TemplateView.as_view(template_name="aegis/api_docs.html"), name="docs"),
     # Swagger UI's own files, from the drf-spectacular-sidecar package: no CDN (air-gapped).
     re_path(

@@ -106,3 +106,4 @@ class AegisAutoSchema(AutoSchema):
                 entry = self._get_response_for_code(body, str(code), direction=direction)
             responses[str(code)] = entry
         return responses
+
