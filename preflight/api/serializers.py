@@ -31,8 +31,19 @@ def _json_type(value: object) -> str:
     return {"list": "list", "dict": "object"}.get(type(value).__name__, type(value).__name__)
 
 
+class StrictSlugField(serializers.SlugField):
+    """A slug given as a string (`123` is not the lab "123")."""
+
+    default_error_messages = {"invalid_type": "Must be a string (text), not a {type}."}
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid_type", type=_json_type(data))
+        return super().to_internal_value(data)
+
+
 class RunSubmitSerializer(serializers.Serializer):
-    lab = serializers.SlugField(help_text="Lab name, e.g. triangle")
+    lab = StrictSlugField(help_text="Lab name, e.g. triangle")
     title = StrictCharField(max_length=200)
     description = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
     devices = serializers.DictField(

@@ -129,6 +129,21 @@ SUBMIT_CASES = [
     ("twin backend not offered", {"lab": "triangle", "title": "t", "backend": "docker", **SHIP_READY}, 400),
     ("frameworks not a list", {"lab": "triangle", "title": "t", "backend": "simulator", "frameworks": "nist", **SHIP_READY}, 400),
 ]
+# Every text field of the body refuses a number (DRF's CharField would turn 123 into "123").
+_BASE = {"lab": "triangle", "title": "t", "backend": "simulator", **SHIP_READY}
+SUBMIT_CASES += [
+    (f"{name} as a number", {**_BASE, **patch}, 400)
+    for name, patch in [
+        ("lab", {"lab": 123}),
+        ("description", {"description": 5}),
+        ("intent", {"devices": {}, "intent": 5}),
+        ("desired config", {"devices": {}, "desired": {"r3": 1}}),
+        ("a framework", {"frameworks": [1]}),
+        ("failures", {"failures": 2}),
+        ("an expected prefix", {"expect": {"prefixes_added": {"r3": [123]}}}),
+        ("expect", {"expect": 5}),
+    ]
+]
 
 
 @pytest.fixture
