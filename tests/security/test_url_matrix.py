@@ -108,6 +108,8 @@ EXPECTED: dict[str, dict[str, str]] = {
         "GET": "302 302 302 302 302 200 302"
     },
     r"admin/(?P<url>.*)$": {"GET": "302 302 302 302 302 404 302"},
+    # what the long-lived workers hold warm: read-only, staff only
+    "admin/preflight/preflightrun/warm-twins/": {"GET": "302 302 302 302 302 200 302"},
 }
 
 # Every model in the admin and what staff may do there: "edit" (add, change, delete) or "read"
