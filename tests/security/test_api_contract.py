@@ -25,6 +25,8 @@ import schemathesis
 from django.contrib.auth import get_user_model
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
 from rest_framework.authtoken.models import Token
 
 from aegis_site.wsgi import application
@@ -146,17 +148,24 @@ SUBMIT_CASES += [
 ]
 
 
-@pytest.fixture
-def api_schema(db):
-    """The document, loaded through the WSGI app in this process (schemathesis's Werkzeug client).
+@pytest.fixture(scope="module")
+def _loaded_schema():
+    """The document /api/schema/ serves, made once; schemathesis calls the WSGI app in this process."""
+    document = json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True)))
+    schema = schemathesis.openapi.from_dict(document)
+    schema.app = application
+    return schema
 
-    Django closes the database connection at the end of each request unless it is its own test
+
+@pytest.fixture
+def api_schema(db, _loaded_schema):
+    """Django closes the database connection at the end of each request unless it is its own test
     client; here that would close the test's transaction, so the hooks are off as the client does.
     """
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
-        yield schemathesis.openapi.from_wsgi("/api/schema/", application)
+        yield _loaded_schema
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
