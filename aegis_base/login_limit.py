@@ -16,6 +16,7 @@ right-most address of AEGIS_CLIENT_IP_HEADER (e.g. X-Forwarded-For) when a TLS p
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from typing import Any
@@ -29,6 +30,8 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed, Throttled
+
+log = logging.getLogger("aegis.login_limit")
 
 IP_FACTOR = 4  # an address may fail for several names (a shared proxy) before it is locked
 
@@ -55,8 +58,19 @@ def _limits() -> tuple[int, int]:
 
 
 def _count(key: str) -> tuple[int, float]:
-    value = cache.get(key)
+    try:
+        value = cache.get(key)
+    except Exception as exc:  # noqa: BLE001 - any cache backend's "unreachable"
+        _unreachable(exc)
+        return (0, 0.0)
     return (value[0], value[1]) if value else (0, 0.0)
+
+
+def _unreachable(exc: Exception) -> None:
+    # The limit fails open: with Redis down, sign-ins and reads go on (Redis's own outage is answered
+    # where it matters: a submission needs the broker, aegis_site/unavailable.py) and failures are
+    # not counted for that while; a lock that failed closed would keep every user out instead.
+    log.warning("sign-in limit: the cache is unreachable (%s); not counting for now", exc)
 
 
 def login_wait(request: HttpRequest | Any, username: str | None = None) -> int:
@@ -86,12 +100,18 @@ def login_failure_record(request: HttpRequest | Any, username: str | None = None
     now = time.time()
     for key in keys:
         failures, _ = _count(key)
-        cache.set(key, (failures + 1, now), timeout=window)
+        try:
+            cache.set(key, (failures + 1, now), timeout=window)
+        except Exception as exc:  # noqa: BLE001
+            _unreachable(exc)
 
 
 def login_success_clear(username: str) -> None:
     """A right password (while not locked) clears the name's count; the address keeps its own."""
-    cache.delete(_key("user", username))
+    try:
+        cache.delete(_key("user", username))
+    except Exception as exc:  # noqa: BLE001
+        _unreachable(exc)
 
 
 def wait_message(seconds: int) -> str:

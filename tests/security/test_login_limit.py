@@ -119,3 +119,14 @@ def test_the_counters_live_in_redis_at_a_site(limit, operator):
         client_ = cache._cache.get_client()
         for key in client_.keys(f"{prefix}:*"):
             client_.delete(key)
+
+
+def test_with_the_cache_unreachable_sign_in_goes_on(limit, operator):
+    """Fails open: Redis down must not lock every user out (reads keep working, docs/reliability.md)."""
+    limit.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    token = Token.objects.create(user=operator).key
+    assert sign_in(Client(REMOTE_ADDR="10.0.0.15"), "olivia", "wrong").status_code == 200
+    assert sign_in(Client(REMOTE_ADDR="10.0.0.15"), "olivia", PASSWORD).status_code == 302
+    assert Client().get("/api/runs", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
