@@ -21,11 +21,9 @@ import secrets
 import select
 import socket
 import struct
-import threading
 import time
-from typing import Any
 
-from .netwatch import CLONE_NEWNET, NETNS_DIR, _setns
+from .netwatch import in_netns
 
 ECHO_REQUEST = {4: 8, 6: 128}
 ECHO_REPLY = {4: 0, 6: 129}
@@ -67,23 +65,7 @@ def ping_many(netns: str, addresses: list[str], sources: list[str], *, tries: in
               interval: float = INTERVAL_S, wait: float = WAIT_S) -> dict[str, bool]:
     """{address: replied} for echo requests sent from inside `netns`, each sourced from the first
     address in `sources` of its family (the router's loopback), as `ping -I` would."""
-    box: dict[str, Any] = {}
-
-    def worker() -> None:
-        # This thread ends right after; its namespace switch dies with it.
-        try:
-            with open(NETNS_DIR / netns) as fh:
-                _setns(fh.fileno(), CLONE_NEWNET)
-            box["result"] = _ping_here(addresses, sources, tries, interval, wait)
-        except OSError as exc:
-            box["error"] = exc
-
-    t = threading.Thread(target=worker, name=f"icmp-{netns}", daemon=True)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    return in_netns(netns, lambda: _ping_here(addresses, sources, tries, interval, wait), "icmp")
 
 
 def _ping_here(addresses: list[str], sources: list[str], tries: int, interval: float, wait: float

@@ -21,7 +21,9 @@ import os
 import select
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 CLONE_NEWNET = 0x40000000
 # rtnetlink multicast groups (linux/rtnetlink.h, legacy bitmask form for bind()).
@@ -32,6 +34,7 @@ RTMGRP_IPV6_IFADDR = 0x100
 RTMGRP_IPV6_ROUTE = 0x400
 GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
 NETNS_DIR = Path("/run/netns")
+T = TypeVar("T")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -42,29 +45,39 @@ def _setns(fd: int, nstype: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def open_route_socket(netns: str) -> socket.socket:
-    """A non-blocking rtnetlink socket subscribed to route/address/link changes in `netns`."""
-    box: dict[str, object] = {}
+def in_netns(netns: str, fn: Callable[[], T], name: str) -> T:
+    """`fn()` run inside network namespace `netns`, in a short-lived thread of its own: setns
+    moves only the calling thread, and this one ends right after, its namespace switch with it.
+    A socket opened there stays in that namespace."""
+    box: dict[str, Any] = {}
 
-    def opener() -> None:
-        # This thread ends right after; its namespace switch dies with it.
+    def worker() -> None:
         try:
             with open(NETNS_DIR / netns) as fh:
                 _setns(fh.fileno(), CLONE_NEWNET)
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            sock.bind((0, GROUPS))
-            sock.setblocking(False)
-            box["sock"] = sock
+            box["result"] = fn()
         except OSError as exc:
             box["error"] = exc
 
-    t = threading.Thread(target=opener, name=f"netwatch-{netns}", daemon=True)
+    t = threading.Thread(target=worker, name=f"{name}-{netns}", daemon=True)
     t.start()
     t.join()
     if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["sock"]  # type: ignore[return-value]
+        raise box["error"]
+    return box["result"]
+
+
+def open_route_socket(netns: str) -> socket.socket:
+    """A non-blocking rtnetlink socket subscribed to route/address/link changes in `netns`."""
+
+    def opener() -> socket.socket:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind((0, GROUPS))
+        sock.setblocking(False)
+        return sock
+
+    return in_netns(netns, opener, "netwatch")
 
 
 class RouteWatch:
