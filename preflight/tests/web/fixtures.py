@@ -7,17 +7,35 @@ the in-process worker and the Celery worker have their own tests.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import connection
 
 from aegis_base.services import roles_setup
 from preflight import services
 from preflight.models import Lab, PreflightRun
 
 REPO = Path(__file__).resolve().parents[3]
+
+def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Environment for an AEGIS process a test starts (worker, serve): this test's database and
+    folders, none of the caller's AEGIS_/CELERY_/REDIS_URL settings, then `extra`."""
+    db = connection.settings_dict
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AEGIS_", "CELERY_", "REDIS_URL"))}
+    env.update({
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "AEGIS_HOME": str(tmp_path / "home"),
+        "AEGIS_RUNS_DIR": str(tmp_path / "runs"),
+        "AEGIS_SITE_KEY_FILE": str(tmp_path / "home" / "keys" / "site_ed25519.pem"),
+        "AEGIS_LABS_DIR": str(REPO / "labs"),
+    })
+    env.update(extra)
+    return env
+
 
 # Changes on labs/triangle and the verdict the pipeline gives them (simulator backend).
 SHIP_READY = {

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from preflight import services
 from preflight.models import PreflightRun
-from preflight.tests.web.fixtures import SHIP_READY
+from preflight.tests.web.fixtures import SHIP_READY, child_env
 from twin.capacity import CapacityLedger
 
 pytestmark = pytest.mark.django_db
@@ -71,7 +71,6 @@ def test_a_real_celery_worker_keeps_a_run_waiting_while_its_host_has_no_room(ope
     import time
 
     import redis
-    from django.db import connection
 
     from aegis_site.celery import app as celery_app
     from preflight.tests.web.fixtures import REPO
@@ -80,14 +79,8 @@ def test_a_real_celery_worker_keeps_a_run_waiting_while_its_host_has_no_room(ope
     if not _redis_up():
         pytest.skip("Redis is not running on 127.0.0.1:6379")
     queue = f"aegis-capacity-test-{os.getpid()}"
-    db = connection.settings_dict
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AEGIS_", "CELERY_", "REDIS_URL"))}
-    env.update({
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "CELERY_BROKER_URL": BROKER, "AEGIS_HOME": str(tmp_path / "home"), "AEGIS_LABS_DIR": str(REPO / "labs"),
-        "AEGIS_WORKER_BUDGET_MB": "50", "AEGIS_CAPACITY_LEDGER": str(tmp_path / "capacity.json"),
-        "AEGIS_CAPACITY_RETRY_S": "1",
-    })
+    env = child_env(tmp_path, CELERY_BROKER_URL=BROKER, AEGIS_WORKER_BUDGET_MB="50",
+                    AEGIS_CAPACITY_LEDGER=str(tmp_path / "capacity.json"), AEGIS_CAPACITY_RETRY_S="1")
     log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "aegis_site", "worker", "--pool=solo", "-Q", queue,
                              "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],

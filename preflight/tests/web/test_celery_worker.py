@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from aegis_site.celery import app as celery_app
 from preflight import services
-from preflight.tests.web.fixtures import REPO, SHIP_READY
+from preflight.tests.web.fixtures import REPO, SHIP_READY, child_env
 
 BROKER = os.environ.get("AEGIS_TEST_BROKER_URL", "redis://127.0.0.1:6379/5")  # the web tests' own Redis db
 
@@ -33,18 +32,7 @@ def celery_worker(settings, tmp_path):
     if not _redis_up():
         pytest.skip("Redis is not running on 127.0.0.1:6379")
     queue = f"aegis-web-test-{os.getpid()}"
-    db = connection.settings_dict
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AEGIS_", "CELERY_", "REDIS_URL"))}
-    env.update(
-        {
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            "CELERY_BROKER_URL": BROKER,
-            "AEGIS_HOME": str(tmp_path / "home"),
-            "AEGIS_RUNS_DIR": str(tmp_path / "runs"),
-            "AEGIS_SITE_KEY_FILE": str(tmp_path / "home" / "keys" / "site_ed25519.pem"),
-            "AEGIS_LABS_DIR": str(REPO / "labs"),
-        }
-    )
+    env = child_env(tmp_path, CELERY_BROKER_URL=BROKER)
     log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen(
         [

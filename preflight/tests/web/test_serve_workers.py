@@ -19,13 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.test import Client
 
 from evidence.models import Bundle
 from preflight import services, worker
 from preflight.models import PreflightRun
-from preflight.tests.web.fixtures import REPO, SHIP_READY
+from preflight.tests.web.fixtures import REPO, SHIP_READY, child_env
 
 REDIS = os.environ.get("AEGIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/6")
 
@@ -93,19 +92,7 @@ def test_serve_with_two_workers_pages_websocket_relay_and_a_clean_stop(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    db = connection.settings_dict
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AEGIS_", "CELERY_", "REDIS_URL"))}
-    env.update(
-        {
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            "REDIS_URL": REDIS,
-            "AEGIS_HOME": str(tmp_path / "home"),
-            "AEGIS_RUNS_DIR": str(tmp_path / "runs"),
-            "AEGIS_SITE_KEY_FILE": str(tmp_path / "home" / "keys" / "site_ed25519.pem"),
-            "AEGIS_LABS_DIR": str(REPO / "labs"),
-            "AEGIS_WARM_TWINS_MB": "0",
-        }
-    )
+    env = child_env(tmp_path, REDIS_URL=REDIS, AEGIS_WARM_TWINS_MB="0")
     log_path = tmp_path / "serve.log"
     log = log_path.open("w")
     proc = subprocess.Popen(
