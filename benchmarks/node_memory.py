@@ -22,18 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from twin.capacity import bgp_neighbors, node_cost_mb  # noqa: E402
 from twin.fabricgen import fabric_write  # noqa: E402
 from twin.netns import NetnsBackend  # noqa: E402
+from twin.runstate import pss_kb  # noqa: E402
 from twin.topology import load_lab  # noqa: E402
 
 
 def pss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return pss_kb(pid) / 1024
 
 
 def main() -> int:

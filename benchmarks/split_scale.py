@@ -38,6 +38,7 @@ from twin.fabricgen import fabric_write  # noqa: E402
 from twin.netns import _raise_neighbour_limits  # noqa: E402
 from twin.reap import twin_runs  # noqa: E402
 from twin.remote import RemoteBackend  # noqa: E402
+from twin.runstate import pss_kb  # noqa: E402
 from twin.split import SplitBackend, node_cost_mb  # noqa: E402
 from twin.tests.agent_helpers import TOKEN  # noqa: E402
 from twin.tests.test_split_netns import HostedAgent, TwoHosts  # noqa: E402
@@ -46,15 +47,6 @@ from twin.topology import load_lab  # noqa: E402
 RESERVE_MB = 2048  # what a twin host keeps for itself (the agent's default budget keeps 1 GB)
 
 
-def pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def twin_pss_mb(owner: int) -> tuple[float, int]:

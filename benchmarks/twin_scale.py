@@ -33,20 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from twin.fabricgen import fabric_write  # noqa: E402
 from twin.netns import NetnsBackend, _raise_neighbour_limits, mac_for  # noqa: E402
 from twin.reap import twin_runs  # noqa: E402
+from twin.runstate import pss_kb  # noqa: E402
 from twin.topology import load_lab  # noqa: E402
 
 FRR = "/usr/lib/frr"
 
 
-def pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def expected_bgp_routes(topo) -> dict[str, int]:

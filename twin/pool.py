@@ -66,13 +66,7 @@ def twin_memory_mb(twin: Any) -> float:
         for pid, start in daemons.values():
             if not runstate.pid_matches(pid, start):
                 continue
-            try:
-                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                    if line.startswith("Pss:"):
-                        total_kb += int(line.split()[1])
-                        break
-            except (OSError, ValueError, IndexError):
-                continue
+            total_kb += runstate.pss_kb(pid)
     return round(total_kb / 1024, 1)
 
 

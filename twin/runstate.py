@@ -70,6 +70,18 @@ def proc_cmdline(pid: int) -> list[str]:
         return []
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size of process `pid` in KiB (/proc/PID/smaps_rollup), 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def pid_matches(pid: int, start: int | None) -> bool:
     """True when PID exists and is the same process that was recorded (same start time)."""
     now = proc_start_time(pid)
