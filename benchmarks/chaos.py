@@ -15,7 +15,10 @@ the chosen step has appeared, plus a random delay of 0-1 s. Nobody runs `twin_re
 AEGIS process has reached its spawn (after a final worker start, for the last round), every
 killed round is checked:
 
-* leftovers: a namespace or a live daemon/holder recorded by the killed twin, or its run folder;
+* leftovers: a namespace or a live daemon/holder recorded by the killed twin, or its run folder,
+  or any process carrying the twin's mark (a daemon that forked after its pid was recorded);
+  and at the end, every FRR daemon on the host outside the host's network namespace that no live
+  twin owns (`runstate.stray_frr`: what a look at recorded pids alone had missed once);
 * the run row: `failed`, its message naming the step the run was in when it died;
 * no bundle: no Bundle row or ledger leaf for the run, no bundle.json / report.pdf, no half-staged
   seal folder; `ledger_check` passes at the end.
@@ -140,6 +143,8 @@ def main() -> int:
             found += [f"process {pid}" for pid, start in recorded if runstate.pid_matches(pid, start)
                       and not runstate.is_zombie(pid)]
         found += [f"run folder {d}" for d in r.twin_dirs if d.exists()]
+        marks = {str(d) for d in r.twin_dirs}
+        found += [f"marked process {pid}" for pid, mark in runstate.marked_pids().items() if mark in marks]
         run = PreflightRun.objects.filter(pk=r.run_pk).first()
         if run is None:
             return found
@@ -247,6 +252,7 @@ def main() -> int:
                                                                 "unacked_index")
     wall = time.monotonic() - t_start
     report = ledger_check()
+    strays = runstate.stray_frr()
     killed = [r for r, _ in checked]
     by_step = collections.Counter(r.killed_in for r in killed)
     by_mode = collections.Counter(r.mode for r in killed)
@@ -261,9 +267,12 @@ def main() -> int:
     print(f"leftovers: {len(bad)}")
     for r, p in bad:
         print(f"  round {r.n} ({r.mode}, {r.killed_in}): {'; '.join(p)}")
+    print(f"stray FRR daemons on the host (outside its netns, owned by no live twin): {len(strays)}")
+    for st in strays:
+        print(f"  pid {st['pid']} {st['argv']} (netns {st['netns']}, mark {st['mark']})")
     print(f"ledger_check: {'ok' if report.ok else 'FAILED: ' + '; '.join(report.problems)} ({report.size} leaves)")
     print(f"wall {wall:.0f} s; load {load_before} -> {load()}; logs in {tmp}")
-    return 1 if bad or not report.ok else 0
+    return 1 if bad or strays or not report.ok else 0
 
 
 if __name__ == "__main__":

@@ -114,10 +114,10 @@ def mac_for(lab: str, node: str, iface: str) -> str:
     return ":".join(f"{b:02x}" for b in (bytes([(h[0] & 0xFC) | 0x02]) + h[1:6]))
 
 
-def _run(argv: list[str], *, input: str | None = None, timeout: float = 60.0, check: bool = True
-         ) -> subprocess.CompletedProcess[str]:
+def _run(argv: list[str], *, input: str | None = None, timeout: float = 60.0, check: bool = True,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     try:
-        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise TwinError(f"timed out after {timeout:.0f} s: {' '.join(argv)[:200]}") from None
     if check and proc.returncode != 0:
@@ -317,7 +317,7 @@ class NetnsTwin:
                 ["ip", "netns", "exec", self.ns(name), "unshare", "--mount", "--uts", "--propagation",
                  "private", "sleep", "infinity"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
+                start_new_session=True, env=runstate.mark_env(self.dir))
             self._holder_procs.append(proc)
             self.holders[name] = proc.pid
             self.state["holders"][name] = [proc.pid, runstate.proc_start_time(proc.pid)]
@@ -390,14 +390,15 @@ class NetnsTwin:
         warnings = []
         for command in self.topology.nodes[name].exec:
             argv = command.split()
-            proc = _run(["ip", "netns", "exec", self.ns(name), *argv], check=False, timeout=20)
+            proc = _run(["ip", "netns", "exec", self.ns(name), *argv], check=False, timeout=20,
+                        env=runstate.mark_env(self.dir))
             if proc.returncode != 0:
                 warnings.append(f"node {name}: exec {command!r} failed: {(proc.stderr or proc.stdout).strip()[:200]}")
         return warnings
 
     def _write_node_dir(self, node: Node) -> None:
         base = self.node_dir(node.name)
-        for sub in ("etc", "run", "log", "tmp"):
+        for sub in ("etc", "run", "log", "tmp", "frrtmp"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         (base / "etc" / "frr.conf").write_text(node.frr_conf or "")
         (base / "etc" / "daemons").write_text(
@@ -405,7 +406,7 @@ class NetnsTwin:
             + "".join(f"{d}=yes\n" for d in node.daemons if d != "zebra") + "vtysh_enable=yes\n")
         (base / "etc" / "vtysh.conf").write_text("service integrated-vtysh-config\n")
         # The daemons drop to user frr: they must be able to write their run and log folders.
-        for sub in ("etc", "run", "log"):
+        for sub in ("etc", "run", "log", "frrtmp"):
             shutil.chown(base / sub, "frr", "frr")
             for f in (base / sub).iterdir():
                 shutil.chown(f, "frr", "frr")
@@ -444,6 +445,9 @@ class NetnsTwin:
             f"mount --bind {base}/etc /etc/frr",
             f"mount --bind {base}/run /var/run/frr",
             f"[ -d /var/log/frr ] && mount --bind {base}/log /var/log/frr || true",
+            # FRR keeps a crash-log folder per daemon start (/var/tmp/frr/<daemon>.<pid>) and never
+            # removes it: in the run folder, it goes with the twin instead of piling up on the host.
+            f"[ -d /var/tmp/frr ] && mount --bind {base}/frrtmp /var/tmp/frr || true",
             f"hostname {name}",
             "set +e",
             "cd /var/run/frr",
@@ -470,7 +474,10 @@ class NetnsTwin:
         if rmap_fast:
             lines.append("vtysh -c 'configure terminal' -c 'no bgp route-map delay-timer' >/dev/null 2>&1")
         lines.append("exit 0")
-        proc = _run([*self._nsenter(name), "sh", "-c", "\n".join(lines)], check=False, timeout=120)
+        # Every daemon inherits the run's mark from this script: one that forks into the background
+        # after its PID was read is still found by teardown and the reaper (runstate.destroy).
+        proc = _run([*self._nsenter(name), "sh", "-c", "\n".join(lines)], check=False, timeout=120,
+                    env=runstate.mark_env(self.dir))
         out = proc.stdout + proc.stderr
         start_out = base / "log" / "start.out"
         if start_out.exists():

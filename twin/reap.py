@@ -4,6 +4,8 @@ Only run folders under RUN_ROOT named `aegis-<8 hex>` are considered, and only t
 recorded owner process is gone (PID absent, or reused by a process with another start time).
 Everything is removed from the run's own record (see `runstate.destroy`), so a namespace or
 process that AEGIS did not create - even one whose name starts with `aegis-` - is never touched.
+Then any process still carrying the mark of a run folder that no longer exists (a twin's daemon
+that outlived its teardown) is ended (`runstate.reap_strays`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ def twin_reap() -> list[str]:
             continue
         if not runstate.destroy(path):
             removed.append(m.group(1))
+    strays = runstate.reap_strays()
+    if strays:
+        log.warning("ended %d process(es) of twins already torn down: %s", len(strays),
+                    ", ".join(map(str, strays)))
     return removed
 
 

@@ -8,8 +8,13 @@ holder and daemon PIDs (each with its start time). Teardown, whether by the twin
 created and nothing else:
 
 * a process is killed only when it lives inside one of the run's own network namespaces
-  (its /proc/PID/ns/net inode equals the namespace's inode), or when it is a recorded PID
-  whose start time and command line still match (a daemon of /usr/lib/frr, or the holder);
+  (its /proc/PID/ns/net inode equals the namespace's inode), when it carries the run's mark
+  (`AEGIS_TWIN_RUN=<run folder>` in its environment: every process a twin starts inherits it,
+  so a daemon that forked after its PID could be recorded is still found, even once its
+  namespace is gone), or when it is a recorded PID whose start time and command line still
+  match (a daemon of /usr/lib/frr, or the holder);
+* killing repeats until a scan finds nothing new: a process that forked between one scan and
+  its kill (an FRR daemon going to the background does exactly that) is caught by the next;
 * only namespaces listed in the state and carrying the run's `aegis-<id>-` prefix are deleted;
 * the run directory is removed last, so a half-finished teardown can be retried.
 """
@@ -33,6 +38,13 @@ from .base import NAMESPACE_PREFIX
 RUN_ROOT = Path(os.environ.get("AEGIS_TWIN_RUN_ROOT", "/run/aegis"))
 NETNS_DIR = Path("/run/netns")
 RUN_ID_RE = re.compile(r"^[0-9a-f]{8}$")
+_RUN_FOLDER_RE = re.compile(rf"^{re.escape(NAMESPACE_PREFIX)}[0-9a-f]{{8}}$")
+
+
+# The environment variable every process of a twin carries: the run folder's path. A path, not
+# the bare id, so that twins recorded under another AEGIS_TWIN_RUN_ROOT are never taken for strays.
+MARK = "AEGIS_TWIN_RUN"
+FRR_DIR = "/usr/lib/frr"
 
 
 def new_run_id() -> str:
@@ -116,6 +128,93 @@ def pids_in_netns(inodes: set[int]) -> list[int]:
         if pid_netns_inode(entry) in inodes:
             found.append(int(entry))
     return found
+
+
+def mark_env(path: Path) -> dict[str, str]:
+    """The environment for a process of the twin recorded in `path`: this one's, plus the mark."""
+    return dict(os.environ, **{MARK: str(path)})
+
+
+def proc_mark(pid: int | str) -> str | None:
+    """The run folder a process is marked with (its AEGIS_TWIN_RUN), or None."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    key = MARK.encode() + b"="
+    for item in data.split(b"\0"):
+        if item.startswith(key):
+            return item[len(key):].decode(errors="replace")
+    return None
+
+
+def _ns_link(pid: int | str, kind: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{kind}")
+    except OSError:
+        return None
+
+
+def _same_pid_namespace(pid: int | str) -> bool:
+    """Whether `pid` lives in this process's PID namespace. A container (the air-gapped stack's
+    twin worker) has its own, and its twins are its own business: never touched from outside."""
+    own = _ns_link("self", "pid")
+    return own is not None and _ns_link(pid, "pid") == own
+
+
+def marked_pids(path: Path | None = None) -> dict[int, str]:
+    """{pid: run folder} of every marked process in this PID namespace (of run `path` only, if given)."""
+    own = os.getpid()
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == own:
+            continue
+        mark = proc_mark(entry)
+        if mark is None or (path is not None and mark != str(path)) or not _same_pid_namespace(entry):
+            continue
+        found[int(entry)] = mark
+    return found
+
+
+def stray_frr() -> list[dict[str, Any]]:
+    """FRR daemons in this PID namespace, outside this network namespace, that no recorded twin owns.
+
+    What a teardown or the reaper should never leave: each is {pid, argv, netns, mark}. A daemon is
+    owned when it carries the mark of a run folder that still exists, or lives in a namespace one
+    recorded run lists. Nothing here kills: `reap_strays` ends only the marked ones; an unmarked
+    FRR daemon elsewhere (another tool's, or an older AEGIS's) is reported for a person to judge.
+    """
+    own_net = pid_netns_inode("self")
+    owned_inodes: set[int] = set()
+    if RUN_ROOT.is_dir():
+        for d in RUN_ROOT.iterdir():
+            for ns in (state_read(d) or {}).get("namespaces", []):
+                if (ino := netns_inode(ns)) is not None:
+                    owned_inodes.add(ino)
+    strays = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        argv = proc_cmdline(int(entry))
+        if not argv or not argv[0].startswith(FRR_DIR + "/") or not _same_pid_namespace(entry):
+            continue
+        net = pid_netns_inode(entry)
+        if net is None or net == own_net or net in owned_inodes:
+            continue
+        mark = proc_mark(entry)
+        if mark is not None and Path(mark).is_dir():
+            continue
+        strays.append({"pid": int(entry), "argv": " ".join(argv)[:120], "netns": net, "mark": mark})
+    return strays
+
+
+def reap_strays() -> list[int]:
+    """Kill every marked process whose run folder is gone (a twin's process that outlived its
+    teardown); return their PIDs. Only processes AEGIS marked, in this PID namespace."""
+    victims = {pid: proc_start_time(pid) for pid, mark in marked_pids().items()
+               if _RUN_FOLDER_RE.match(Path(mark).name) and not Path(mark).exists()}
+    return _kill_and_wait(victims, wait=5.0)
 
 
 def state_write(path: Path, state: dict[str, Any]) -> None:
@@ -206,28 +305,28 @@ def destroy(path: Path, wait: float = 10.0) -> list[str]:
     namespaces = [ns for ns in state.get("namespaces", []) if state.get("run_id") and ns.startswith(prefix)]
     inodes = {ino for ns in namespaces if (ino := netns_inode(ns)) is not None}
 
-    victims = set(pids_in_netns(inodes))
-    for pid, start, what in _recorded_pids(state):
-        if _recorded_pid_is_ours(pid, start, what):
-            victims.add(pid)
-    started = {pid: proc_start_time(pid) for pid in victims}
-    for pid in victims:
-        try:
-            # SIGKILL, not SIGTERM: the whole network is being thrown away, so there is
-            # nothing for a graceful shutdown to clean up, and a wedged daemon cannot stall us.
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    victims: dict[int, int | None] = {}
+    recorded = [pid for pid, start, what in _recorded_pids(state) if _recorded_pid_is_ours(pid, start, what)]
     deadline = time.monotonic() + wait
-    pending = dict(started)
-    while pending:
-        for pid in list(pending):
-            _reap_if_child(pid)
-            if _gone(pid, pending[pid]):
-                del pending[pid]
-        if not pending or time.monotonic() > deadline:
+    # Scan, kill, scan again until a scan finds nothing new: a process that forked between one
+    # scan and its kill (an FRR daemon going to the background does) is caught by the next one.
+    while True:
+        found = set(pids_in_netns(inodes)) | set(marked_pids(path)) | set(recorded)
+        new = {pid: start for pid in found if (start := proc_start_time(pid)) is not None
+               and victims.get(pid, -1) != start and not is_zombie(pid)}
+        if not new:
             break
-        time.sleep(0.02)
+        for pid in new:
+            try:
+                # SIGKILL, not SIGTERM: the whole network is being thrown away, so there is
+                # nothing for a graceful shutdown to clean up, and a wedged daemon cannot stall us.
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        victims.update(new)
+        if time.monotonic() > deadline:
+            break
+    pending = _wait_gone(victims, deadline)
 
     # A zombie whose parent is another process (the twin of a dead owner, re-parented to PID 1)
     # has exited and holds nothing but its PID; its parent collects it. Anything else is left.
@@ -248,6 +347,31 @@ def destroy(path: Path, wait: float = 10.0) -> list[str]:
         if path.exists():
             leftovers.append(f"directory {path}")
     return leftovers
+
+
+def _wait_gone(victims: dict[int, int | None], deadline: float) -> dict[int, int | None]:
+    """Wait (reaping our own children) until each (pid, start) has left the process table; the rest."""
+    pending = dict(victims)
+    while pending:
+        for pid in list(pending):
+            _reap_if_child(pid)
+            if _gone(pid, pending[pid]):
+                del pending[pid]
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return pending
+
+
+def _kill_and_wait(victims: dict[int, int | None], wait: float) -> list[int]:
+    for pid, start in victims.items():
+        if start is not None and pid_matches(pid, start):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    _wait_gone(victims, time.monotonic() + wait)
+    return sorted(victims)
 
 
 def is_zombie(pid: int) -> bool:

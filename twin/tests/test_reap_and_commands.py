@@ -120,3 +120,4 @@ def test_twin_reap_command_runs():
     assert code == 0
     data = json.loads(out)
     assert isinstance(data["removed"], list) and isinstance(data["still_running"], list)
+    assert isinstance(data["stray_frr"], list)

@@ -37,11 +37,17 @@ def test_teardown_returns_only_when_every_daemon_left_the_process_table():
     pids = recorded_pids(twin)
     starts = {p: runstate.proc_start_time(p) for p in pids}
     assert len(pids) >= 3 * 3  # holder, zebra, staticd, bgpd per router
+    # every process of the twin carries its mark (what finds a daemon that forked unrecorded)
+    assert {runstate.proc_mark(p) for p in pids} == {str(twin.dir)}
+    daemons = [(d, p) for node in twin.state["daemons"].values() for d, (p, _) in node.items()]
     # when the twin is torn down
     twin.teardown()
     # then, at once, no daemon of it is in the process table (not even <defunct>) and no namespace is left
     assert in_process_table(pids, starts) == []
     assert leftovers_of(twin.run_id, pids) == []
+    assert [s for s in runstate.stray_frr() if s["mark"] == str(twin.dir)] == []
+    # and FRR's per-daemon crash-log folders went with it instead of piling up in /var/tmp/frr
+    assert [f"{d}.{p}" for d, p in daemons if os.path.exists(f"/var/tmp/frr/{d}.{p}")] == []
 
 
 def wait_for(predicate, timeout: float, what: str):
