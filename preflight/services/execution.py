@@ -87,23 +87,25 @@ def run_execute(*, run_pk: int, observer: Observer | None = None, twin_pool: Any
         run.status = PreflightRun.STATUS_RUNNING
         run.started = timezone.now()
         run.save(update_fields=["status", "started"])
-    if restarted:
+        # Which worker runs it (host and process): the operator and the admin can find its log.
+        # pid_start tells this process from a later one that reuses its pid (runs_orphaned_fail).
+        # Written in the same transaction as the status: another process looking for orphaned
+        # runs must never see this run `running` under the dead worker that had it before.
+        worker = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": proc_start_time(os.getpid())}
+        if restarted:
+            event_append(
+                run=run,
+                step="run",
+                status="info",
+                message="The worker that had this run stopped; starting it again from the beginning.",
+            )
         event_append(
             run=run,
             step="run",
-            status="info",
-            message="The worker that had this run stopped; starting it again from the beginning.",
+            status="started",
+            data=worker,
+            message=f"Worker {worker['host']}:{worker['pid']} picked up the run ({run.backend} twin).",
         )
-    # Which worker ran it (host and process): the operator and the admin can find its log.
-    # pid_start tells this process from a later one that reuses its pid (runs_orphaned_fail).
-    worker = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": proc_start_time(os.getpid())}
-    event_append(
-        run=run,
-        step="run",
-        status="started",
-        data=worker,
-        message=f"Worker {worker['host']}:{worker['pid']} picked up the run ({run.backend} twin).",
-    )
     try:
         result = _pipeline(run, observer, twin_pool)
     except KeyboardInterrupt as exc:
@@ -332,17 +334,26 @@ def runs_orphaned_fail() -> list[str]:
     message names the step the run was in. Never raises (called at every process start).
     """
     failed: list[str] = []
+
+    def dead_owner(run: PreflightRun) -> dict[str, Any] | None:
+        started = run.events.filter(step="run", status="started").order_by("-seq").first()
+        data = started.data if started is not None else {}
+        if data.get("host") != socket.gethostname() or not isinstance(data.get("pid"), int) \
+                or data["pid"] == os.getpid() or _pid_alive(data["pid"], data.get("pid_start")):
+            return None
+        return data
+
     try:
         for run in PreflightRun.objects.filter(status=PreflightRun.STATUS_RUNNING):
-            started = run.events.filter(step="run", status="started").order_by("-seq").first()
-            data = started.data if started is not None else {}
-            if data.get("host") != socket.gethostname() or not isinstance(data.get("pid"), int) \
-                    or data["pid"] == os.getpid() or _pid_alive(data["pid"], data.get("pid_start")):
+            if dead_owner(run) is None:
                 continue
             with transaction.atomic():
                 row = PreflightRun.objects.select_for_update(skip_locked=True).filter(
                     pk=run.pk, status=PreflightRun.STATUS_RUNNING).first()
-                if row is None:
+                # Asked again under the row lock: a redelivered task may have restarted the run
+                # (a new "started" event, committed with its status) since the first look.
+                data = dead_owner(row) if row is not None else None
+                if row is None or data is None:
                     continue
                 step = row.events.exclude(step="run").order_by("-seq").values_list("step", flat=True).first()
                 where = f"at step {step}" if step else "before its first step"

@@ -193,6 +193,43 @@ def test_a_run_whose_process_died_is_failed_at_its_step_by_the_next_process(oper
             assert run.status == "running"
 
 
+def test_a_run_restarted_by_a_redelivered_task_is_not_failed_under_its_new_worker(operator, lab, monkeypatch):
+    # The race: process C finds the run `running` under its dead worker A; before C takes the row
+    # lock, worker B (a redelivered task) restarts the run and commits its own "started" event.
+    import os
+    import socket
+    import subprocess
+
+    from preflight.services import execution
+    from twin.runstate import proc_start_time
+
+    sub = services.Submission(lab=lab, title="t", devices=SHIP_READY["devices"], backend="simulator")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    here = socket.gethostname()
+    run = services.run_start(operator=operator, submission=sub)
+    PreflightRun.objects.filter(pk=run.pk).update(status="running")
+    services.event_append(run=run, step="run", status="started", message="A", data={"host": here, "pid": dead.pid})
+    live = os.getppid()
+    real_alive = execution._pid_alive
+    calls = []
+
+    def alive_then_b_restarts(pid, start):
+        calls.append(pid)
+        if len(calls) == 1:  # C has just judged A dead; B's restart lands now
+            services.event_append(run=run, step="run", status="started", message="B",
+                                  data={"host": here, "pid": live, "pid_start": proc_start_time(live)})
+        return real_alive(pid, start)
+
+    monkeypatch.setattr(execution, "_pid_alive", alive_then_b_restarts)
+    # when C looks for orphaned runs at that moment
+    failed = services.runs_orphaned_fail()
+    # then the run B is running is left alone (it was asked again under the lock)
+    run.refresh_from_db()
+    assert failed == [] and run.status == "running"
+    assert calls == [dead.pid, live]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_in_process_worker_runs_a_submission_in_the_background(operator, lab, settings):
     # given thread dispatch (no broker), when a change is submitted, then run_start returns at once
