@@ -4,13 +4,16 @@
         .venv/bin/python benchmarks/web_load.py [--clients 50] [--requests 2000] [--sockets 10] [--events 200]
 
 1. Seeds a queue of runs that need approval (one real simulator run, sealed, cloned 49 times)
-   in its own database (created if missing), with an operator and an approver.
+   in its own database (created if missing), owned by `--clients`/2 operators, and as many
+   approvers: every client is a person of their own, with their own account and session.
 2. Starts the server on a free port (stopped by PID at the end): `manage.py serve --workers N`
    (`--workers`, default 2: gunicorn + uvicorn workers) as a site runs it, or `--server daphne`,
    one bare daphne process (the baseline of issues 5 and 13).
-3. `--clients` concurrent HTTP clients fetch the approver queue (as the approver) and a run
-   page (as its operator), `--requests` in all, each client pausing `--think` seconds on
-   average between requests as a person does (`--think 0`: back-to-back, a saturation test);
+3. `--clients` concurrent HTTP clients, `--requests` in all: half are approvers fetching the
+   approver queue, half operators fetching their own run page, each pausing `--think` seconds
+   on average between requests as a person does (`--think 0`: back-to-back, a saturation test),
+   and arriving after such a pause too (50 people do not click at the same millisecond);
+   every web worker has served each page before the clock starts;
    prints p50/p95/p99/max per page, the request rate and the server's CPU per request (the
    whole process tree), with the load average before and after.
    Then the server CPU per page, page by page (`--cpu-requests` each, 4 clients back to back):
@@ -61,8 +64,12 @@ def database_ensure(url: str) -> None:
             conn.execute(f'create database "{name}"')
 
 
-def seed(queue_size: int) -> dict:
-    """Users, one sealed simulator run that needs approval, cloned to fill the queue."""
+def seed(queue_size: int, people: int) -> dict:
+    """Users, one sealed simulator run that needs approval, cloned to fill the queue.
+
+    `people` approvers and `people` operators, each with a session of their own: the runs are
+    spread over the operators (each views their own), every approver sees the whole queue.
+    """
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
@@ -77,15 +84,17 @@ def seed(queue_size: int) -> dict:
     call_command("setup_roles", verbosity=0, stdout=io.StringIO())
     services.lab_sync()
     User = get_user_model()
-    operator, _ = User.objects.get_or_create(username="bench-operator")
-    approver, _ = User.objects.get_or_create(username="bench-approver")
-    operator.groups.add(Group.objects.get(name="operator"))
-    approver.groups.add(Group.objects.get(name="approver"))
+    operators, approvers_ = [], []
+    for role, users in (("operator", operators), ("approver", approvers_)):
+        for k in range(people):
+            user, _ = User.objects.get_or_create(username=f"bench-{role}" + (f"-{k}" if k else ""))
+            user.groups.add(Group.objects.get(name=role))
+            users.append(user)
+    operator = operators[0]
     lab = Lab.objects.get(name="triangle")
-    PreflightRun.objects.filter(change__operator=operator, approvals__isnull=True).exclude(
-        verdict="needs_approval"
-    ).delete()
-    existing = PreflightRun.objects.filter(change__operator=operator, verdict="needs_approval").count()
+    ours = PreflightRun.objects.filter(change__operator__in=operators)
+    ours.filter(approvals__isnull=True).exclude(verdict="needs_approval").delete()
+    existing = ours.filter(verdict="needs_approval").count()
     if existing == 0:
         settings.AEGIS_RUN_DISPATCH = "inline"
         from django.db import transaction
@@ -104,13 +113,16 @@ def seed(queue_size: int) -> dict:
         first.refresh_from_db()
         assert first.verdict == "needs_approval", first.error
         existing = 1
-    template = PreflightRun.objects.filter(change__operator=operator, verdict="needs_approval").first()
+    # The real simulator run (not a clone): the clones copy it, the websocket test follows it.
+    template = (
+        ours.filter(verdict="needs_approval").exclude(change__title__startswith="Bench clone ").order_by("pk").first()
+    )
     if not template.blast:
         from preflight.selectors import blast_radius
 
         template.blast = blast_radius(template.result)
         template.save(update_fields=["blast"])
-        PreflightRun.objects.filter(change__operator=operator).update(blast=template.blast)
+        ours.update(blast=template.blast)
     events = list(template.events.order_by("seq"))
     approvers = Group.objects.get(name="approver")
     for i in range(existing, queue_size):
@@ -139,12 +151,27 @@ def seed(queue_size: int) -> dict:
                 for e in events
             ]
         )
-        assign_perm("preflight.view_preflightrun", operator, run)
         assign_perm("preflight.view_preflightrun", approvers, run)
+    # The clones go round the operators (the template run stays bench-operator's); idempotent, so
+    # a database seeded for fewer people is brought up to this many.
+    clones = ChangeRequest.objects.filter(title__startswith="Bench clone ").order_by("pk")
+    own_run: dict[str, str] = {operator.username: template.run_id}
+    for i, change in enumerate(clones, start=1):
+        owner = operators[i % people]
+        if change.operator_id != owner.pk:
+            change.operator = owner
+            change.save(update_fields=["operator"])
+        for run in change.runs.all():
+            assign_perm("preflight.view_preflightrun", owner, run)
+            own_run.setdefault(owner.username, run.run_id)
+    if len(own_run) < people:
+        raise SystemExit(
+            f"--queue {queue_size} is too short: each of the {people} operators needs a run of their own"
+        )
     cookies = {}
     auditor, _ = User.objects.get_or_create(username="bench-auditor")
     auditor.groups.add(Group.objects.get(name="auditor"))
-    for user in (operator, approver, auditor):
+    for user in (*operators, *approvers_, auditor):
         client = Client()
         client.force_login(user)
         cookies[user.username] = client.cookies["sessionid"].value
@@ -152,6 +179,11 @@ def seed(queue_size: int) -> dict:
         "run_id": template.run_id,
         "run_pk": template.pk,
         "cookies": cookies,
+        # each person: (page name, path, their session cookie)
+        "people": [
+            [("approver queue", "/promote/queue/", cookies[a.username]) for a in approvers_],
+            [("run page", f"/preflight/runs/{own_run[o.username]}/", cookies[o.username]) for o in operators],
+        ],
         "queue": PreflightRun.objects.filter(verdict="needs_approval", approvals__isnull=True).count(),
     }
 
@@ -266,35 +298,41 @@ async def cpu_per_page(base: str, root_pid: int, pages: list[tuple[str, str, str
 async def http_load(
     base: str, seeded: dict, clients: int, total: int, think: float
 ) -> dict[str, list[float]]:
+    """`clients` people, each with their own account, session and connection: even ones approvers
+    reading the queue, odd ones operators reading their own run page."""
+    import ssl
+
     import httpx
 
-    targets = [
-        ("approver queue", "/promote/queue/", seeded["cookies"]["bench-approver"]),
-        ("run page", f"/preflight/runs/{seeded['run_id']}/", seeded["cookies"]["bench-operator"]),
-    ]
-    times: dict[str, list[float]] = {name: [] for name, _, _ in targets}
+    approvers, operators = seeded["people"]
+    people = [(approvers, operators)[n % 2][n // 2] for n in range(clients)]
+    times: dict[str, list[float]] = {"approver queue": [], "run page": []}
     failures: list[str] = []
     counter = iter(range(total))
+    tls = ssl.create_default_context()  # one for all clients: each new one costs ~20 ms of CPU here
 
-    async def client_loop(n: int) -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            for i in counter:
-                name, path, cookie = targets[(i + n) % 2]
+    async def person(name: str, path: str, cookie: str, requests, timed: bool) -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=30, verify=tls, cookies={"sessionid": cookie}) as client:
+            if timed and think:
+                # People arrive as they click later on: after a pause like the one between pages.
+                await asyncio.sleep(random.uniform(0, 2 * think))
+            for _ in requests:
                 started = time.perf_counter()
-                answer = await client.get(path, cookies={"sessionid": cookie})
+                answer = await client.get(path)
                 elapsed = time.perf_counter() - started
                 if answer.status_code != 200:
                     failures.append(f"{path}: {answer.status_code}")
-                times[name].append(elapsed * 1000)
-                if think:
-                    # A person reads the page before the next click: uniform 0..2x the mean think time.
-                    await asyncio.sleep(random.uniform(0, 2 * think))
+                if timed:
+                    times[name].append(elapsed * 1000)
+                    if think:
+                        # A person reads the page before the next click: uniform 0..2x the mean think time.
+                        await asyncio.sleep(random.uniform(0, 2 * think))
 
-    # warm-up: templates compiled, connections opened
-    async with httpx.AsyncClient(base_url=base) as client:
-        for _, path, cookie in targets:
-            await client.get(path, cookies={"sessionid": cookie})
-    await asyncio.gather(*(client_loop(n) for n in range(clients)))
+    # Warm-up, not timed: every web worker (and a few of its threads) has served both pages, as on
+    # a site that has been up for a while; a freshly started worker compiles templates and opens
+    # connections on its first requests.
+    await asyncio.gather(*(person(*people[n], range(10), False) for n in range(min(clients, 8))))
+    await asyncio.gather(*(person(*people[n], counter, True) for n in range(clients)))
     if failures:
         raise SystemExit(f"{len(failures)} requests failed, e.g. {failures[:3]}")
     return times
@@ -417,7 +455,7 @@ def main() -> int:
     import django
 
     django.setup()
-    seeded = seed(args.queue)
+    seeded = seed(args.queue, max(1, (args.clients + 1) // 2))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -434,7 +472,8 @@ def main() -> int:
         wall = time.perf_counter() - started
         cpu_ms = (tree_cpu_seconds(proc.pid) - cpu_before) * 1000 / args.requests
         print(
-            f"HTTP: {args.requests} requests, {args.clients} concurrent clients (think time {args.think} s mean), "
+            f"HTTP: {args.requests} requests, {args.clients} concurrent clients ({(args.clients + 1) // 2} approvers, "
+            f"{args.clients // 2} operators, a session each; think time {args.think} s mean), "
             f"{described}, {os.cpu_count()} cores, {seeded['queue']} runs in the queue; "
             f"{args.requests / wall:.0f} req/s; server CPU {cpu_ms:.1f} ms per request; "
             f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
