@@ -66,53 +66,47 @@ def _plural(n: Any, word: str) -> str:
 def queue_rows(rows: list[dict[str, Any]]) -> str:
     """The approver queue's table rows, built in Python: the queue is the busiest page, and the
     template language cost about a quarter of a millisecond of CPU per row (docs/performance.md).
-    Every value is escaped by format_html."""
+    Every value from a row is escaped (`html.escape`, what Django's `escape` calls); dates by
+    `strftime`, one clock read for the page: `format_html` and Django's date filter cost another
+    ~40 us a row."""
+    from html import escape
+
     from django.utils import timezone
-    from django.utils.dateformat import format as date_format
-    from django.utils.html import format_html, format_html_join
     from django.utils.safestring import mark_safe
     from django.utils.timesince import timesince
 
-    def cells(r: dict[str, Any]) -> tuple[Any, ...]:
+    now = timezone.now()
+    out = []
+    for r in rows:
         blast = r["blast"] or {}
-        simulated = mark_safe(' · <span class="badge simulated">simulated</span>') if r["backend"] == "simulator" else ""
+        created = r["created"]
+        url = escape(r["decide_url"])
+        blast_text = ", ".join(
+            (
+                _plural(blast.get("devices", ""), "device"),
+                _plural(blast.get("routes", ""), "route change"),
+                _plural(blast.get("sessions", ""), "session change"),
+            )
+        )
         action = (
-            mark_safe('<span class="muted small">you decided</span>')
+            '<span class="muted small">you decided</span>'
             if r["already_decided"]
-            else format_html('<a class="button secondary" href="{}">Review</a>', r["decide_url"])
+            else f'<a class="button secondary" href="{url}">Review</a>'
         )
-        return (
-            date_format(timezone.localtime(r["created"]), "Y-m-d H:i"),
-            timesince(r["created"]),
-            r["decide_url"],
-            r["change__title"],
-            r["change__lab__name"],
-            r["run_id"],
-            simulated,
-            r["change__operator__username"],
-            r["risk_tier"],
-            r["risk_tier"] or "?",
-            "" if r["risk_score"] is None else r["risk_score"],
-            ", ".join(
-                (
-                    _plural(blast.get("devices", ""), "device"),
-                    _plural(blast.get("routes", ""), "route change"),
-                    _plural(blast.get("sessions", ""), "session change"),
-                )
-            ),
-            r["approved_count"],
-            r["required"],
-            action,
+        risk = escape(r["risk_tier"] or "")
+        simulated = ' · <span class="badge simulated">simulated</span>' if r["backend"] == "simulator" else ""
+        score = "" if r["risk_score"] is None else escape(str(r["risk_score"]))
+        out.append(
+            f'<tr>\n  <td class="small">{timezone.localtime(created).strftime("%Y-%m-%d %H:%M")}'
+            f'<div class="muted">{escape(timesince(created, now))} ago</div></td>\n'
+            f'  <td><a href="{url}">{escape(r["change__title"])}</a><div class="muted small">'
+            f'{escape(r["change__lab__name"])} · <span class="mono">{escape(r["run_id"])}</span>'
+            f"{simulated}</div></td>\n"
+            f"  <td>{escape(r['change__operator__username'])}</td>\n"
+            f'  <td><span class="badge {risk}">{risk or "?"}</span> <span class="small muted">'
+            f"{score}</span></td>\n"
+            f'  <td class="small">{escape(blast_text)}</td>\n'
+            f"  <td>{escape(str(r['approved_count']))} / {escape(str(r['required']))}</td>\n"
+            f"  <td>{action}</td>\n</tr>"
         )
-
-    return format_html_join(
-        "\n",
-        '<tr>\n  <td class="small">{}<div class="muted">{} ago</div></td>\n'
-        '  <td><a href="{}">{}</a><div class="muted small">{} · <span class="mono">{}</span>{}</div></td>\n'
-        "  <td>{}</td>\n"
-        '  <td><span class="badge {}">{}</span> <span class="small muted">{}</span></td>\n'
-        '  <td class="small">{}</td>\n'
-        "  <td>{} / {}</td>\n"
-        "  <td>{}</td>\n</tr>",
-        (cells(r) for r in rows),
-    )
+    return mark_safe("\n".join(out))  # noqa: S308 - every value above is escaped

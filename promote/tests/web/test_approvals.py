@@ -138,3 +138,28 @@ def test_approving_from_the_page_redirects_to_the_queue(waiting, approver):
     answer = client.post(f"/promote/runs/{waiting.run_id}/", {"decision": "approve", "comment": "fine"})
     assert answer.status_code == 302 and answer["Location"] == "/promote/queue/"
     assert Approval.objects.get().decision == "approve"
+
+
+def test_the_queue_rows_escape_every_value_and_say_what_the_approver_can_do():
+    import datetime
+
+    from django.utils import timezone
+
+    from promote.templatetags.promote_tags import queue_rows
+
+    created = timezone.now() - datetime.timedelta(hours=3, minutes=5)
+    row = {
+        "run_id": "r-1", "backend": "simulator", "risk_tier": '"><x', "risk_score": None, "created": created,
+        "blast": {"devices": 1, "routes": "<i>", "sessions": 2}, "change__title": '<script>alert("t")</script>',
+        "change__lab__name": "<b>lab</b>", "change__operator__username": "o'<", "required": 2,
+        "approved_count": 1, "already_decided": False, "decide_url": '/promote/runs/r-1/?a="b"',
+    }
+    html = queue_rows([row, {**row, "run_id": "r-2", "backend": "netns", "already_decided": True}])
+    first, second = html.split("\n</tr>")[:2]
+    assert "<script>" not in html and "&lt;script&gt;alert(&quot;t&quot;)&lt;/script&gt;" in first
+    assert "&lt;b&gt;lab&lt;/b&gt;" in first and "o&#x27;&lt;" in first and "&lt;i&gt; route changes" in first
+    assert 'class="badge &quot;&gt;&lt;x"' in first and "<x" not in html
+    assert 'href="/promote/runs/r-1/?a=&quot;b&quot;">Review</a>' in first and "1 / 2" in first
+    assert timezone.localtime(created).strftime("%Y-%m-%d %H:%M") in first and "3\xa0hours, 5\xa0minutes ago" in first
+    assert "simulated" in first and "simulated" not in second
+    assert "you decided" in second and "Review" not in second
