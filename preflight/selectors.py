@@ -138,13 +138,15 @@ def my_runs(user: Any, *, limit: int = 50) -> list[PreflightRun]:
     )
 
 
-def access_run(user: Any, run_id: str) -> PreflightRun:
-    """The run, if the user may view it. Http404 when unknown, PermissionDenied when not theirs."""
-    run = (
-        PreflightRun.objects.select_related("change", "change__lab", "change__operator")
-        .filter(run_id=str(run_id)[:40])
-        .first()
-    )
+def access_run(user: Any, run_id: str, *, with_result: bool = True) -> PreflightRun:
+    """The run, if the user may view it. Http404 when unknown, PermissionDenied when not theirs.
+
+    `with_result=False` defers the result document (tens of KB of JSON): reading `run.result`
+    then costs one query (the run page, whose result sections are usually rendered already)."""
+    runs = PreflightRun.objects.select_related("change", "change__lab", "change__operator")
+    if not with_result:
+        runs = runs.defer("result")
+    run = runs.filter(run_id=str(run_id)[:40]).first()
     if run is None:
         raise Http404("No such run.")
     if not getattr(user, "is_authenticated", False):

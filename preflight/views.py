@@ -15,6 +15,7 @@ from evidence.views import bundle_download_response
 from preflight import selectors, services
 from preflight.core.desired import delta_text
 from preflight.forms import ChangeForm
+from preflight.result_sections import result_sections
 
 
 @login_required
@@ -81,10 +82,9 @@ def start(request: HttpRequest) -> HttpResponse:
 @login_required
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     """The run page: live steps, then the verdict, diffs, findings and downloads."""
-    run = selectors.access_run(request.user, run_id)
+    run = selectors.access_run(request.user, run_id, with_result=False)
     # The steps show each step's latest event: not every event of the run (a long run has hundreds).
     events = selectors.events_latest_per_step(run)
-    result = run.result or {}
     approvals = selectors.run_decisions(run)
     facts = selectors.run_facts(run, approvals)
     refusal = policy.decide_refusal(
@@ -97,10 +97,8 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
             "run": run,
             "change": run.change,
             "steps": selectors.run_steps(run, events),
-            "result": result,
-            "chart": selectors.routes_chart(result),
-            "blast": selectors.blast_radius(result),
-            "diff_nodes": sorted(((result.get("diff") or {}).get("nodes") or {}).items()),
+            # Verdict and result tables: rendered once per sealed run (preflight/result_sections.py).
+            "sections": result_sections(run),
             "approvals": approvals,
             "approval_state": selectors.run_approval_state(run, facts),
             "can_decide": refusal is None,
