@@ -296,7 +296,7 @@ async def cpu_per_page(base: str, root_pid: int, pages: list[tuple[str, str, str
 
 
 async def http_load(
-    base: str, seeded: dict, clients: int, total: int, think: float
+    base: str, seeded: dict, clients: int, total: int, think: float, *, warm: bool = False
 ) -> dict[str, list[float]]:
     """`clients` people, each with their own account, session and connection: even ones approvers
     reading the queue, odd ones operators reading their own run page."""
@@ -328,11 +328,13 @@ async def http_load(
                         # A person reads the page before the next click: uniform 0..2x the mean think time.
                         await asyncio.sleep(random.uniform(0, 2 * think))
 
-    # Warm-up, not timed: every web worker (and a few of its threads) has served both pages, as on
-    # a site that has been up for a while; a freshly started worker compiles templates and opens
-    # connections on its first requests.
-    await asyncio.gather(*(person(*people[n], range(10), False) for n in range(min(clients, 8))))
-    await asyncio.gather(*(person(*people[n], counter, True) for n in range(clients)))
+    if warm:
+        # Not timed, and before the CPU count starts: every web worker (and a few of its threads)
+        # has served both pages, as on a site that has been up for a while; a freshly started
+        # worker compiles templates and opens connections on its first requests.
+        await asyncio.gather(*(person(*people[n], range(10), False) for n in range(min(clients, 8))))
+    else:
+        await asyncio.gather(*(person(*people[n], counter, True) for n in range(clients)))
     if failures:
         raise SystemExit(f"{len(failures)} requests failed, e.g. {failures[:3]}")
     return times
@@ -465,6 +467,7 @@ def main() -> int:
     proc = server_start(port, args.server, workers)
     base = f"http://127.0.0.1:{port}"
     try:
+        asyncio.run(http_load(base, seeded, args.clients, 0, 0, warm=True))
         load_before = os.getloadavg()[0]
         cpu_before = tree_cpu_seconds(proc.pid)
         started = time.perf_counter()
