@@ -311,30 +311,29 @@ def approval_queue_page(user: Any, limit: int) -> tuple[list[dict[str, Any]], in
 
 def _queue_pending(user: Any) -> dict[int, tuple[int, int, bool]]:
     """Run pk -> (approvals required, approvals given, decided by this user), oldest first, for
-    the runs pending this user's decision. Decided on plain rows: two small queries."""
+    the runs pending this user's decision. Decided on plain rows: one small query, each waiting
+    run with its decisions joined (a run with none comes once, with NULLs)."""
     actor = actor_of(user)
     if not actor.has_role(policy.APPROVER):
         return {}
     high = settings.AEGIS_HIGH_RISK_APPROVERS
-    candidates = list(
+    joined = (
         runs_for_user(user)
         .filter(status=PreflightRun.STATUS_FINISHED, verdict="needs_approval")
         .exclude(change__operator=user)
-        .order_by("created", "pk")
-        .values_list("pk", "risk_tier", "change__operator__username")
-    )
-    decisions: dict[int, list[tuple[str, str]]] = {}
-    if candidates:
-        rows = (
-            _approvals_model()
-            .objects.filter(run_id__in=[pk for pk, _, _ in candidates])
-            .order_by("created", "pk")
-            .values_list("run_id", "approver__username", "decision")
+        .order_by("created", "pk", "approvals__created", "approvals__pk")
+        .values_list(
+            "pk", "risk_tier", "change__operator__username", "approvals__approver__username", "approvals__decision"
         )
-        for run_pk, who, what in rows:
-            decisions.setdefault(run_pk, []).append((who, what))
+    )
+    candidates: dict[int, tuple[str, str]] = {}
+    decisions: dict[int, list[tuple[str, str]]] = {}
+    for pk, risk_tier, operator, who, what in joined:
+        candidates.setdefault(pk, (risk_tier, operator))
+        if who is not None:
+            decisions.setdefault(pk, []).append((who, what))
     pending: dict[int, tuple[int, int, bool]] = {}
-    for pk, risk_tier, operator in candidates:
+    for pk, (risk_tier, operator) in candidates.items():
         made = tuple(decisions.get(pk, ()))
         facts = policy.RunFacts(
             operator=operator, status=PreflightRun.STATUS_FINISHED, verdict="needs_approval",

@@ -163,3 +163,29 @@ def test_the_queue_rows_escape_every_value_and_say_what_the_approver_can_do():
     assert timezone.localtime(created).strftime("%Y-%m-%d %H:%M") in first and "3\xa0hours, 5\xa0minutes ago" in first
     assert "simulated" in first and "simulated" not in second
     assert "you decided" in second and "Review" not in second
+
+
+def test_the_queue_page_counts_each_waiting_run_once_with_its_decisions(
+    settings, operator, approver, approver2, submit
+):
+    from preflight.selectors import approval_queue_page
+    from preflight.tests.web.fixtures import _user
+
+    settings.AEGIS_HIGH_RISK_APPROVERS = 3
+    third = _user("agnes", "approver")
+    high = submit(operator, {"devices": {"r1": "ip route 10.255.0.3/32 10.0.12.1\n"}, "expect": None})
+    rejected = submit(operator, NEEDS_APPROVAL, title="rejected")
+    plain = submit(operator, NEEDS_APPROVAL, title="plain")
+    assert high.risk_tier == "high" and plain.risk_tier == "medium"
+    approval_decide(run=high, approver=approver, decision="approve", comment="one")
+    approval_decide(run=high, approver=approver2, decision="approve", comment="two")
+    approval_decide(run=rejected, approver=approver2, decision="reject", comment="no")
+
+    def seen(user):
+        rows, total = approval_queue_page(user, 25)
+        return total, [(r["run_id"], r["approved_count"], r["required"], r["already_decided"]) for r in rows]
+
+    assert seen(third) == (2, [(high.run_id, 2, 3, False), (plain.run_id, 0, 1, False)])
+    assert seen(approver) == (2, [(high.run_id, 2, 3, True), (plain.run_id, 0, 1, False)])
+    rows, total = approval_queue_page(approver, 1)
+    assert total == 2 and [r["run_id"] for r in rows] == [high.run_id]
