@@ -198,3 +198,15 @@ def test_the_inferred_intent_is_shown_to_the_operator(tmp_path):
     assert rc == 0
     assert "intent (inferred from the lines; write an expect to correct it):" in out
     assert "r3: network 198.51.100.0/24 -> announces 198.51.100.0/24" in out
+
+
+def test_stress_fingerprint_ignores_the_rollback_clock_but_not_its_outcome():
+    # A repeat under load measured the simulator's rollback at 0.1 s instead of 0.0 s and was
+    # reported as "same seed gave a different result"; a different rollback outcome still differs.
+    from preflight.core.stress import fingerprint
+
+    base = {"verdict": "ship_ready", "rollback": {"status": "restored", "restored_after_s": 0.0, "looks": 0}}
+    slower = {**base, "rollback": {**base["rollback"], "restored_after_s": 0.1}}
+    retried = {**base, "rollback": {**base["rollback"], "status": "restored_after_retry", "looks": 1}}
+    assert fingerprint(base) == fingerprint(slower)
+    assert fingerprint(base) != fingerprint(retried)
