@@ -33,7 +33,7 @@ def _after_of(scope: dict[str, Any]) -> int:
 @database_sync_to_async
 def _authorize(user: Any, run_id: str) -> tuple[int, str] | None:
     try:
-        run = selectors.access_run(user, run_id)
+        run = selectors.access_run(user, run_id, with_result=False)  # only pk and run id are used
     except (Http404, PermissionDenied):
         return None
     return run.pk, run.run_id

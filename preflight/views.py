@@ -121,7 +121,7 @@ def run_result_json(request: HttpRequest, run_id: str) -> HttpResponse:
 @login_required
 def run_download(request: HttpRequest, run_id: str, kind: str) -> HttpResponse:
     """The sealed bundle (JSON) or examiner PDF of a run: the bundle browser's one download path and access rule."""
-    run = selectors.access_run(request.user, run_id)
+    run = selectors.access_run(request.user, run_id, with_result=False)
     bundle = Bundle.objects.filter(run_id=run.run_id).only("pk").first()
     if bundle is None:
         raise Http404(f"Run {run.run_id} has no sealed bundle.")
