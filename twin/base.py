@@ -118,6 +118,11 @@ class ConvergeResult:
     # When converged: configured sessions/adjacencies that settled in a down state (a peer
     # that never answers, an admin shutdown), e.g. ["r2: bgp 192.168.2.1 Active"].
     down: list[str] = field(default_factory=list)
+    # The finished reads run inside the settle window (`converge(alongside=fn)`, netns twin) when
+    # nothing changed from their start to the sweep that decided: a done Future (`.result()`
+    # returns fn's value or raises its error); None when none were run or none held. Never on
+    # the wire: a result the caller could also have read after the window.
+    alongside: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import json
 import platform
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -464,6 +464,27 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
                                       "message": rl.message})
             run.reasons.append(reason("APPLY_REJECTED", f"{rl.node} refused `{rl.line}`: {rl.message}"))
     window = state.get("settle_window")
+    # S1, the data plane (FIB read and witness pings) and the invariants' pings are read inside
+    # the change's settle window where the twin can (`_settle_reading`): a witness of a dropped
+    # destination and a `must_not_reach` each wait out a 1 s ping timeout, time the network must
+    # be watched anyway. Believed only if nothing changed from their start to the sweep that
+    # decided, and only if the routers' tables read again after the window are the same.
+    inside: dict[str, Any] = {}
+
+    def s1_reads() -> dict[str, Any]:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-s1-dataplane") as ex:
+            fut = ex.submit(_dataplane_measure, state, twin, change)
+            s1 = twin.snapshot()
+            inv = invariants_evaluate(invariants, s1, twin.reach)
+            return {"s1": s1, "invariants": inv, "measured": fut.result()}
+
+    def settle_reading(not_before: float | None = None) -> Any:
+        cr, value, held = _settle_reading(twin, bounds, s1_reads, not_before=not_before,
+                                          recheck=lambda v: _nodes_unchanged(twin, v["s1"]), read_after=False)
+        inside.clear()
+        if held:
+            inside.update(value)
+        return cr
 
     def settle_change() -> Any:
         # A loss that waits for a protocol timer (the far end of a session whose path went away
@@ -475,18 +496,18 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
             # arrives while it waits restarts its window, which a plain sleep would not see.
             t_call = time.monotonic()
             deadline = t_applied + window.seconds
-            cr = twin.converge(converge_timeout, stable_for, not_before=deadline)
+            cr = settle_reading(not_before=deadline)
             state["settle"]["waited_s"] = round(max(0.0, time.monotonic() - (t_call + cr.seconds + stable_for)), 3)
             state["settle"]["not_before_s"] = round(window.seconds, 3)
             return cr
-        cr = settle()
+        cr = settle_reading()
         remaining = (window.seconds if window else 0.0) - (time.monotonic() - t_applied)
         if cr.converged and remaining > 0:
             run.emit("converge_change", "info", f"waiting {remaining:.1f} s more: {window.timer} of {window.node} "
                      f"{window.subject} is {window.timer_seconds:g} s ({window.source})")
             time.sleep(remaining)  # a timer has to run out; there is no state to poll for a loss to come
             state["settle"]["waited_s"] = round(remaining, 3)
-            cr = settle()
+            cr = settle_reading()
         return cr
 
     why = (f"network settling after the change (at least {window.seconds:g} s: {window.timer} of {window.node})"
@@ -505,11 +526,16 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
     # as S1 is taken. A witness of a dropped destination and a `must_not_reach` each wait out a
     # 1 s ping timeout; overlapped, those seconds are paid once. Both finish (the `with` waits
     # for them, also when a step fails) before any scenario takes a link down.
+    state["s1_read_inside_window"] = bool(inside)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="aegis-s1") as ex:
-        measured = ex.submit(_dataplane_measure, state, twin, change)
-        s1 = run.step("snapshot_change", twin.snapshot)
+        if inside:  # read inside the settle window, and still what the routers hold
+            measured, pending = _done(inside["measured"]), _done(inside["invariants"])
+            s1 = run.step("snapshot_change", lambda: inside["s1"], "taken inside the settle window")
+        else:
+            measured = ex.submit(_dataplane_measure, state, twin, change)
+            s1 = run.step("snapshot_change", twin.snapshot)
+            pending = ex.submit(invariants_evaluate, invariants, s1, twin.reach)
         state["snapshots"]["after"] = s1
-        pending = ex.submit(invariants_evaluate, invariants, s1, twin.reach)
         after = {d: twin.running_config(d) for d in devices}
         # The rollback's delta (frr-reload --test from the changed running config to the
         # baseline's) depends only on these two configs: work it out now, beside the looks at S1.
@@ -552,6 +578,12 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         if not r["ok"]:
             run.reasons.append(reason("INVARIANT_VIOLATED", f"{r['kind']} {_spec_text(r['spec'])}: {r['detail']}"))
     _rollback(run, state, twin, devices, before, after, settle, converge_timeout, planned.result())
+
+
+def _done(value: Any) -> Future[Any]:
+    fut: Future[Any] = Future()
+    fut.set_result(value)
+    return fut
 
 
 def _rollback_plan(twin: Any, devices: list[str], before: dict[str, str], after: dict[str, str]) -> dict[str, Any]:
@@ -687,18 +719,69 @@ def _warm_baseline(run: _Run, state: dict[str, Any], twin: Any, lease: Lease, in
     return run.step("snapshot_baseline", baseline)
 
 
+def _settle_reading(twin: Any, bounds: tuple[float, float], reads: Any, not_before: float | None = None,
+                    recheck: Any = None, read_after: bool = True) -> tuple[Any, Any, bool]:
+    """Settle, with `reads` of the settled network taken inside the settle window where the twin
+    can (netns: `converge(alongside=...)`, believed only if nothing changed from their start to
+    the sweep that decided) and after it otherwise. (ConvergeResult, the reads, inside?)
+
+    `recheck(value)`, when given, is asked after the window: False (e.g. the control-plane tables
+    read again now differ from the ones read inside) drops the inside reads and reads again, so
+    what the run keeps is never older than what a read after the window would have been.
+    `read_after=False`: when nothing held, return None and let the caller read."""
+    timeout, stable_for = bounds
+    extra: dict[str, Any] = {"not_before": not_before} if not_before is not None else {}
+    if "alongside" in inspect.signature(twin.converge).parameters:
+        cr = twin.converge(timeout, stable_for, alongside=reads, **extra)
+    else:
+        cr = twin.converge(timeout, stable_for, **extra)
+    held = getattr(cr, "alongside", None)
+    if held is not None and held.exception() is None:
+        value = held.result()
+        if recheck is None or recheck(value):
+            return cr, value, True
+    # Nothing held (not settled, a twin that cannot read alongside, an error inside, or a
+    # table that moved since): read now, after the window, as before.
+    return cr, (reads() if read_after else None), False
+
+
+def _nodes_unchanged(twin: Any, snap: dict[str, Any]) -> bool:
+    """The routers' tables (everything a snapshot reads from the daemons, not the pings) read
+    again now equal the ones in `snap`: no change the kernel's notifications could not see (a
+    BGP best path or a RIB entry that moved no FIB) happened since `snap` was read."""
+    return twin.snapshot(reachability=False).get("nodes") == snap.get("nodes")
+
+
 def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list[dict[str, Any]],
                    bounds: tuple[float, float], settle: Any) -> dict[str, Any] | None:
-    """Settle a fresh twin and take its baseline S0 (None: it did not settle; the reason is recorded)."""
+    """Settle a fresh twin and take its baseline S0 (None: it did not settle; the reason is recorded).
+
+    S0, the baseline invariants' pings and the kernel FIBs are read inside the settle window
+    (`_settle_reading`): the pings wait out their timeouts while the network must be watched
+    anyway, and the reads are believed only if nothing changed while they ran."""
     converge_timeout, stable_for = bounds
     conv = state["conv"]
-    cr = run.step("converge_baseline", settle, "baseline settling")
+
+    def reads() -> dict[str, Any]:
+        snap = twin.snapshot()
+        return {"snap": snap, "checks": invariants_evaluate(invariants, snap, twin.reach),
+                "fib": twin.fib() if hasattr(twin, "fib") else None}
+
+    first: dict[str, Any] = {}
+
+    def converge_baseline() -> Any:
+        cr, first["reads"], first["inside"] = _settle_reading(twin, bounds, reads)
+        return cr
+
+    cr = run.step("converge_baseline", converge_baseline, "baseline settling (S0 and the invariants' pings are "
+                  "read inside the window)")
     conv["baseline"] = cr
     if not cr.converged:
         run.reasons.append(reason("BASELINE_NOT_CONVERGED",
                                   f"the lab's baseline did not settle within {converge_timeout:.0f} s: "
                                   f"{'; '.join(cr.still_moving[:5]) or 'still moving'}"))
         return None
+
     def baseline() -> dict[str, Any]:
         # The lab's invariants must already hold before the change, and its sessions should be
         # up. When they are not, the baseline may have been declared settled too early: a BGP
@@ -707,56 +790,48 @@ def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list
         # number of times, before calling the lab broken.
         t_start = time.monotonic()
         down = list(getattr(cr, "down", []) or [])
-        snap = twin.snapshot()
-        # The invariants' pings run while the second look (below) settles: a ping moves no
-        # route, and the second look's settling is time the network must be watched anyway.
-        settled_again = False
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-invariants") as ex:
-            pending = ex.submit(invariants_evaluate, invariants, snap, twin.reach)
-            try:
-                if not down:
-                    twin.converge(converge_timeout, stable_for)
-                    settled_again = True
-            finally:
-                wait([pending])
-        checks = pending.result()
+        got = first["reads"]
+        snap, checks, fib = got["snap"], got["checks"], got["fib"]
         attempts = 0
         while (down or any(not c["ok"] for c in checks)) and attempts < BASELINE_SETTLE_ATTEMPTS and \
                 time.monotonic() - t_start < converge_timeout:
-            settled_again = False
             attempts += 1
             what = f"{len(down)} session(s) still down" if down else "an invariant fails"
             run.emit("snapshot_baseline", "info", f"baseline: {what}; settling again ({attempts})")
-            again = twin.converge(converge_timeout, stable_for)
+            again, got, _ = _settle_reading(twin, bounds, reads)
             down = list(getattr(again, "down", []) or [])
-            snap = twin.snapshot()
-            checks = invariants_evaluate(invariants, snap, twin.reach)
+            snap, checks, fib = got["snap"], got["checks"], got["fib"]
         # A second look: a baseline is only a baseline if it holds still. On a loaded host OSPF
         # can add an equal-cost path after the twin's stability window (seen on campus: dist1's
         # default route gained its second next hop later), and the rollback would then be
-        # compared against a state the network never settled in. Settle once more and take a
-        # new snapshot until two agree, a bounded number of times.
+        # compared against a state the network never settled in. Settle once more (a whole
+        # window more of watching) and take a new snapshot until two agree, a bounded number of
+        # times. The second snapshot is read inside that window too, and the routers' tables are
+        # read once more after it closed (`_nodes_unchanged`), so S0 == S0' still compares S0
+        # with the network as it stands after a second full window.
         looks = 0
         while time.monotonic() - t_start < converge_timeout:
-            if not settled_again:
-                twin.converge(converge_timeout, stable_for)
-            settled_again = False
-            again = twin.snapshot()
-            if again == snap or looks >= BASELINE_SETTLE_ATTEMPTS:
+            _, again, _ = _settle_reading(
+                twin, bounds, lambda: {"snap": twin.snapshot(), "fib": twin.fib() if hasattr(twin, "fib") else None},
+                recheck=lambda v: _nodes_unchanged(twin, v["snap"]))
+            if again["snap"] == snap or looks >= BASELINE_SETTLE_ATTEMPTS:
+                fib = again["fib"]
                 break
             looks += 1
             run.emit("snapshot_baseline", "info", f"baseline still moving; looking again ({looks})")
-            snap = again
+            snap, fib = again["snap"], again["fib"]
             checks = invariants_evaluate(invariants, snap, twin.reach)
         state["baseline_invariants"] = checks
         state["baseline_down"] = down
         state["baseline_settle_attempts"] = attempts
         state["baseline_second_looks"] = looks
-        # The kernel FIBs of the settled baseline, for the data-plane diff after the change.
-        state["fib_before"] = twin.fib() if hasattr(twin, "fib") else None
+        state["baseline_read_inside_window"] = first["inside"]
+        # The kernel FIBs of the settled baseline (read with its last look), for the data-plane
+        # diff after the change.
+        state["fib_before"] = fib
         return snap
 
-    return run.step("snapshot_baseline", baseline)
+    return run.step("snapshot_baseline", baseline, "the second look: one more settle window, S0 read again")
 
 
 def _settle_failed(twin: Any, timeout: float, stable_for: float, expect_down: list[str] | None = None) -> Any:

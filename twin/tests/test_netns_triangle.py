@@ -107,3 +107,38 @@ def test_unknown_node_and_bad_address_are_clear_errors(triangle_twin):
         triangle_twin.running_config("r9")
     with pytest.raises(TwinError, match="not an IP address"):
         triangle_twin.reach("r1", "10.0.0.1; reboot")
+
+
+def test_reads_inside_the_settle_window_are_kept_only_if_nothing_moved_while_they_ran(triangle_twin):
+    # Given a settled twin and reads handed to converge (`alongside`): when nothing moves, they
+    # run once inside the window and what they read is what the network shows after it.
+    twin = triangle_twin
+    calls: list[int] = []
+
+    def still() -> dict:
+        calls.append(1)
+        return twin.snapshot()
+
+    cr = twin.converge(30, stable_for=1.0, alongside=still)
+    assert cr.converged and len(calls) == 1
+    assert cr.alongside.result() == twin.snapshot()
+    # When a route appears while the first reads run (a change after their start), they are
+    # void: converge runs them again once the network is still, and returns the second reads.
+    seen: list[bool] = []
+
+    def moving() -> dict:
+        if not seen:
+            twin.apply("r3", "ip route 10.98.0.0/24 Null0\n")
+        snap = twin.snapshot(reachability=False)
+        seen.append("10.98.0.0/24" in snap["nodes"]["r3"]["routes"])
+        return snap
+
+    try:
+        cr = twin.converge(30, stable_for=1.0, alongside=moving)
+        assert cr.converged and len(seen) == 2
+        assert "10.98.0.0/24" in cr.alongside.result()["nodes"]["r3"]["routes"]
+    finally:
+        twin.apply("r3", "no ip route 10.98.0.0/24 Null0\n")
+    assert twin.converge(30, stable_for=1.0).converged
+    # An address no router has a route to: not reached (the request cannot leave r1).
+    assert twin.reach("r1", "203.0.113.1") is False
