@@ -1075,6 +1075,11 @@ def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict
             "baseline_down": state.get("baseline_down", []),
             "baseline_settle_attempts": state.get("baseline_settle_attempts", 0),
             "baseline_second_looks": state.get("baseline_second_looks", 0),
+            # Whether S0 (with the baseline invariants' pings) and S1 (with the data plane and the
+            # invariants' pings) were read inside their settle window (docs/twin.md, Converge):
+            # believed only because nothing changed while they were read; false: read after it.
+            "reads_inside_window": {"baseline": bool(state.get("baseline_read_inside_window")),
+                                    "change": bool(state.get("s1_read_inside_window"))},
             # Warm: the twin came from the pool (twin/pool.py), already at the baseline whose
             # digest follows; cold: spawned for this run. Either way the digest is S0's.
             "warm": state.get("lease") is not None,
