@@ -463,110 +463,120 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
             state["rejected"].append({"node": rl.node, "line": rl.line, "line_no": rl.line_no,
                                       "message": rl.message})
             run.reasons.append(reason("APPLY_REJECTED", f"{rl.node} refused `{rl.line}`: {rl.message}"))
-    window = state.get("settle_window")
-    # S1, the data plane (FIB read and witness pings) and the invariants' pings are read inside
-    # the change's settle window where the twin can (`_settle_reading`): a witness of a dropped
-    # destination and a `must_not_reach` each wait out a 1 s ping timeout, time the network must
-    # be watched anyway. Believed only if nothing changed from their start to the sweep that
-    # decided, and only if the routers' tables read again after the window are the same.
-    inside: dict[str, Any] = {}
+    # The running configs the change left. Settling moves routes, never a config, so the
+    # rollback's delta (frr-reload --test from these back to the baseline's: a process of its
+    # own) is worked out now, while the change settles, instead of after S1.
+    after = {d: twin.running_config(d) for d in devices}
+    plan_ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-rollback-plan")
+    planned = plan_ex.submit(_rollback_plan, twin, devices, before, after)
+    # The per-line ledger too (FRR's delta of the two configs, computed in-process): the same
+    # inputs, known now.
+    ledgered = (plan_ex.submit(_ledger_lines, state, change, devices, before, after)
+                if state["facts"].get("tier") != "simulated" else None)
+    try:
+        window = state.get("settle_window")
+        # S1, the data plane (FIB read and witness pings) and the invariants' pings are read inside
+        # the change's settle window where the twin can (`_settle_reading`): a witness of a dropped
+        # destination and a `must_not_reach` each wait out a 1 s ping timeout, time the network must
+        # be watched anyway. Believed only if nothing changed from their start to the sweep that
+        # decided, and only if the routers' tables read again after the window are the same.
+        inside: dict[str, Any] = {}
 
-    def s1_reads() -> dict[str, Any]:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-s1-dataplane") as ex:
-            fut = ex.submit(_dataplane_measure, state, twin, change)
-            s1 = twin.snapshot()
-            inv = invariants_evaluate(invariants, s1, twin.reach)
-            return {"s1": s1, "invariants": inv, "measured": fut.result()}
+        def s1_reads() -> dict[str, Any]:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-s1-dataplane") as ex:
+                fut = ex.submit(_dataplane_measure, state, twin, change)
+                s1 = twin.snapshot()
+                inv = invariants_evaluate(invariants, s1, twin.reach)
+                return {"s1": s1, "invariants": inv, "measured": fut.result()}
 
-    def settle_reading(not_before: float | None = None) -> Any:
-        cr, value, held = _settle_reading(twin, bounds, s1_reads, not_before=not_before,
-                                          recheck=lambda v: _nodes_unchanged(twin, v["s1"]), read_after=False)
-        inside.clear()
-        if held:
-            inside.update(value)
-        return cr
-
-    def settle_change() -> Any:
-        # A loss that waits for a protocol timer (the far end of a session whose path went away
-        # keeps it Established until its hold timer expires) is invisible to the twin's quiet
-        # window: do not believe the network before the lab's relevant timer has run out.
-        state["settle"] = {**(window.as_dict() if window else {"seconds": 0.0}), "waited_s": 0.0}
-        if window and window.seconds > 0 and getattr(twin, "converge_not_before", False):
-            # The twin keeps watching until the deadline (docs/dev/CONTRACTS.md): a change that
-            # arrives while it waits restarts its window, which a plain sleep would not see.
-            t_call = time.monotonic()
-            deadline = t_applied + window.seconds
-            cr = settle_reading(not_before=deadline)
-            state["settle"]["waited_s"] = round(max(0.0, time.monotonic() - (t_call + cr.seconds + stable_for)), 3)
-            state["settle"]["not_before_s"] = round(window.seconds, 3)
+        def settle_reading(not_before: float | None = None) -> Any:
+            cr, value, held = _settle_reading(twin, bounds, s1_reads, not_before=not_before,
+                                              recheck=lambda v: _nodes_unchanged(twin, v["s1"]), read_after=False)
+            inside.clear()
+            if held:
+                inside.update(value)
             return cr
-        cr = settle_reading()
-        remaining = (window.seconds if window else 0.0) - (time.monotonic() - t_applied)
-        if cr.converged and remaining > 0:
-            run.emit("converge_change", "info", f"waiting {remaining:.1f} s more: {window.timer} of {window.node} "
-                     f"{window.subject} is {window.timer_seconds:g} s ({window.source})")
-            time.sleep(remaining)  # a timer has to run out; there is no state to poll for a loss to come
-            state["settle"]["waited_s"] = round(remaining, 3)
+
+        def settle_change() -> Any:
+            # A loss that waits for a protocol timer (the far end of a session whose path went away
+            # keeps it Established until its hold timer expires) is invisible to the twin's quiet
+            # window: do not believe the network before the lab's relevant timer has run out.
+            state["settle"] = {**(window.as_dict() if window else {"seconds": 0.0}), "waited_s": 0.0}
+            if window and window.seconds > 0 and getattr(twin, "converge_not_before", False):
+                # The twin keeps watching until the deadline (docs/dev/CONTRACTS.md): a change that
+                # arrives while it waits restarts its window, which a plain sleep would not see.
+                t_call = time.monotonic()
+                deadline = t_applied + window.seconds
+                cr = settle_reading(not_before=deadline)
+                state["settle"]["waited_s"] = round(max(0.0, time.monotonic() - (t_call + cr.seconds + stable_for)), 3)
+                state["settle"]["not_before_s"] = round(window.seconds, 3)
+                return cr
             cr = settle_reading()
-        return cr
+            remaining = (window.seconds if window else 0.0) - (time.monotonic() - t_applied)
+            if cr.converged and remaining > 0:
+                run.emit("converge_change", "info", f"waiting {remaining:.1f} s more: {window.timer} of {window.node} "
+                         f"{window.subject} is {window.timer_seconds:g} s ({window.source})")
+                time.sleep(remaining)  # a timer has to run out; there is no state to poll for a loss to come
+                state["settle"]["waited_s"] = round(remaining, 3)
+                cr = settle_reading()
+            return cr
 
-    why = (f"network settling after the change (at least {window.seconds:g} s: {window.timer} of {window.node})"
-           if window and window.seconds else "network settling after the change")
-    cr = run.step("converge_change", settle_change, why)
-    conv["change"] = cr
-    if not cr.converged:
-        run.reasons.append(reason("CHANGE_NOT_CONVERGED",
-                                  f"the network did not settle within {converge_timeout:.0f} s after the change: "
-                                  f"{'; '.join(cr.still_moving[:5]) or 'still moving'}"))
-        if _daemons_exited(run, twin):
-            return  # a router without its daemon: nothing after this is evidence (teardown says which)
-    # Everything from here to the failure scenarios only looks at the changed network S1 (a
-    # ping moves no route), so the slow looks run side by side instead of one after the other:
-    # the data plane's FIB read and witness pings start now, the invariants' live pings as soon
-    # as S1 is taken. A witness of a dropped destination and a `must_not_reach` each wait out a
-    # 1 s ping timeout; overlapped, those seconds are paid once. Both finish (the `with` waits
-    # for them, also when a step fails) before any scenario takes a link down.
-    state["s1_read_inside_window"] = bool(inside)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="aegis-s1") as ex:
-        if inside:  # read inside the settle window, and still what the routers hold
-            measured, pending = _done(inside["measured"]), _done(inside["invariants"])
-            s1 = run.step("snapshot_change", lambda: inside["s1"], "taken inside the settle window")
-        else:
-            measured = ex.submit(_dataplane_measure, state, twin, change)
-            s1 = run.step("snapshot_change", twin.snapshot)
-            pending = ex.submit(invariants_evaluate, invariants, s1, twin.reach)
-        state["snapshots"]["after"] = s1
-        after = {d: twin.running_config(d) for d in devices}
-        # The rollback's delta (frr-reload --test from the changed running config to the
-        # baseline's) depends only on these two configs: work it out now, beside the looks at S1.
-        planned = ex.submit(_rollback_plan, twin, devices, before, after)
+        why = (f"network settling after the change (at least {window.seconds:g} s: {window.timer} of {window.node})"
+               if window and window.seconds else "network settling after the change")
+        cr = run.step("converge_change", settle_change, why)
+        conv["change"] = cr
+        if not cr.converged:
+            run.reasons.append(reason("CHANGE_NOT_CONVERGED",
+                                      f"the network did not settle within {converge_timeout:.0f} s after the change: "
+                                      f"{'; '.join(cr.still_moving[:5]) or 'still moving'}"))
+            if _daemons_exited(run, twin):
+                return  # a router without its daemon: nothing after this is evidence (teardown says which)
+        # Everything from here to the failure scenarios only looks at the changed network S1 (a
+        # ping moves no route), so the slow looks run side by side instead of one after the other:
+        # the data plane's FIB read and witness pings start now, the invariants' live pings as soon
+        # as S1 is taken. A witness of a dropped destination and a `must_not_reach` each wait out a
+        # 1 s ping timeout; overlapped, those seconds are paid once. Both finish (the `with` waits
+        # for them, also when a step fails) before any scenario takes a link down.
+        state["s1_read_inside_window"] = bool(inside)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="aegis-s1") as ex:
+            if inside:  # read inside the settle window, and still what the routers hold
+                measured, pending = _done(inside["measured"]), _done(inside["invariants"])
+                s1 = run.step("snapshot_change", lambda: inside["s1"], "taken inside the settle window")
+            else:
+                measured = ex.submit(_dataplane_measure, state, twin, change)
+                s1 = run.step("snapshot_change", twin.snapshot)
+                pending = ex.submit(invariants_evaluate, invariants, s1, twin.reach)
+            state["snapshots"]["after"] = s1
 
-        def do_diff() -> None:
-            _config_ledger(run, state, change, devices, before, after)
-            d = snapshot_diff(s0, s1)
-            state["diff"] = d
-            # A hand-written expect wins; without one, the intent inferred from the lines decides
-            # which effects are intended (shown to the operator in the result).
-            expect = change["expect"] if change["expect"].get("declared") else state["intent"]
-            state["classification"] = diff_classify(d, expect)
+            def do_diff() -> None:
+                _config_ledger(run, state, change, devices, before, after, ledgered)
+                d = snapshot_diff(s0, s1)
+                state["diff"] = d
+                # A hand-written expect wins; without one, the intent inferred from the lines decides
+                # which effects are intended (shown to the operator in the result).
+                expect = change["expect"] if change["expect"].get("declared") else state["intent"]
+                state["classification"] = diff_classify(d, expect)
 
-        run.step("diff", do_diff)
-        codes = {"route_removed": "PREFIX_LOST", "route_blackholed": "PREFIX_BLACKHOLED", "session_lost": "SESSION_LOST",
-                 "adjacency_lost": "ADJACENCY_LOST", "reachability_lost": "REACHABILITY_LOST"}
-        for item in state["classification"]["undeclared"]:
-            if item["loss"]:
-                against = "declared in expect" if change["expect"].get("declared") else "in the inferred intent"
-                run.reasons.append(reason(codes[item["kind"]], f"{item['message']} (not {against})"))
-        gains = [i for i in state["classification"]["undeclared"] if not i["loss"]]
-        if gains:
-            shown = "; ".join(i["message"] for i in gains[:3]) + (f"; and {len(gains) - 3} more" if len(gains) > 3 else "")
-            against = "expect" if change["expect"].get("declared") else "the inferred intent"
-            run.reasons.append(reason("UNDECLARED_EFFECT", f"{len(gains)} effect(s) beyond {against}: {shown}"))
-        for m in state["classification"]["expected_missing"]:
-            run.reasons.append(reason("EXPECTED_EFFECT_MISSING", m))
-        run.step("dataplane", lambda: _dataplane_judge(run, state, measured.result()),
-                 "forwarding outcomes from every router's FIB, before vs after; witnessed by real packets")
-        wait([pending, planned])
+            run.step("diff", do_diff)
+            codes = {"route_removed": "PREFIX_LOST", "route_blackholed": "PREFIX_BLACKHOLED", "session_lost": "SESSION_LOST",
+                     "adjacency_lost": "ADJACENCY_LOST", "reachability_lost": "REACHABILITY_LOST"}
+            for item in state["classification"]["undeclared"]:
+                if item["loss"]:
+                    against = "declared in expect" if change["expect"].get("declared") else "in the inferred intent"
+                    run.reasons.append(reason(codes[item["kind"]], f"{item['message']} (not {against})"))
+            gains = [i for i in state["classification"]["undeclared"] if not i["loss"]]
+            if gains:
+                shown = "; ".join(i["message"] for i in gains[:3]) + (f"; and {len(gains) - 3} more" if len(gains) > 3 else "")
+                against = "expect" if change["expect"].get("declared") else "the inferred intent"
+                run.reasons.append(reason("UNDECLARED_EFFECT", f"{len(gains)} effect(s) beyond {against}: {shown}"))
+            for m in state["classification"]["expected_missing"]:
+                run.reasons.append(reason("EXPECTED_EFFECT_MISSING", m))
+            run.step("dataplane", lambda: _dataplane_judge(run, state, measured.result()),
+                     "forwarding outcomes from every router's FIB, before vs after; witnessed by real packets")
+            wait([pending, planned])
+    finally:
+        # Never leave frr-reload running in a router while the run goes on to tear it down.
+        plan_ex.shutdown(wait=True)
     failed_after = run.step("resilience_change", lambda: _scenarios_run(
         run, state, twin, bounds, list(getattr(conv["change"], "down", []) or [])),
                             f"the same {len(state['scenarios'])} failure scenario(s) on the changed network")
@@ -659,12 +669,10 @@ def _dataplane_judge(run: _Run, state: dict[str, Any], result: dict[str, Any]) -
                                       f"ping {w['from']} -> {w['address']}: {w['why']} ({w['statement']})"))
 
 
-def _config_ledger(run: _Run, state: dict[str, Any], change: dict[str, Any], devices: list[str],
-                   before: dict[str, str], after: dict[str, str]) -> None:
-    """Per-line ledger from FRR's own delta between each device's running config before and after."""
-    if state["facts"].get("tier") == "simulated":
-        state["ledger"] = {"available": False, "why": "the simulator runs no FRR: no running config to compare"}
-        return
+def _ledger_lines(state: dict[str, Any], change: dict[str, Any], devices: list[str], before: dict[str, str],
+                  after: dict[str, str]) -> dict[str, Any]:
+    """Each device's per-line ledger (no reasons yet): a function of the change, the apply's
+    output and the two running configs only, so it can be worked out while the change settles."""
     devices_out: dict[str, Any] = {}
     for d in devices:
         ar = state.get("apply_results", {}).get(d)
@@ -672,6 +680,17 @@ def _config_ledger(run: _Run, state: dict[str, Any], change: dict[str, Any], dev
         devices_out[d] = line_ledger(d, change["devices"][d], config_items(change["devices"][d]),
                                      config_delta(before[d], after[d]), contexts_of(after[d]), rejected,
                                      getattr(ar, "output", "") if ar is not None else "")
+    return devices_out
+
+
+def _config_ledger(run: _Run, state: dict[str, Any], change: dict[str, Any], devices: list[str],
+                   before: dict[str, str], after: dict[str, str], lines: Future[Any] | None = None) -> None:
+    """Per-line ledger from FRR's own delta between each device's running config before and after
+    (`lines`: `_ledger_lines` worked out earlier on the same configs), and its reasons."""
+    if state["facts"].get("tier") == "simulated":
+        state["ledger"] = {"available": False, "why": "the simulator runs no FRR: no running config to compare"}
+        return
+    devices_out = lines.result() if lines is not None else _ledger_lines(state, change, devices, before, after)
     state["ledger"] = {"available": True, "method": "frr-reload.py delta (vtysh -m) of running config "
                                                   "before vs after the apply", "devices": devices_out,
                        "summary": ledger_summary(devices_out)}
