@@ -81,7 +81,8 @@ def test_the_next_spawn_reaps_the_twin_of_a_killed_owner_without_a_command(spawn
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_cli_preflight_killed_mid_run_tears_its_twin_down(tmp_path, sig):
     before = set(os.listdir(runstate.RUN_ROOT)) if runstate.RUN_ROOT.exists() else set()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # PYTHONFAULTHANDLER: if it ever hangs, SIGABRT makes it print every thread's stack (below).
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONFAULTHANDLER="1")
     cli = subprocess.Popen([sys.executable, "manage.py", "preflight", str(LABS / "triangle"), "--change",
                             str(LABS / "triangle" / "changes" / "ship_ready.yml"), "--no-seal",
                             "--out", str(tmp_path / "out")],
@@ -100,7 +101,15 @@ def test_a_cli_preflight_killed_mid_run_tears_its_twin_down(tmp_path, sig):
             [p for d in state["daemons"].values() for p, _ in d.values()]
         # when the operator's shell sends it a signal
         cli.send_signal(sig)
-        _, err = cli.communicate(timeout=120)
+        try:
+            _, err = cli.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            # Seen once in CI (1 in ~35 runs, not reproduced in 32 tries): the CLI printed that the
+            # twin was torn down, then did not exit. Fail with where each of its threads stood.
+            cli.send_signal(signal.SIGABRT)
+            out, err = cli.communicate(timeout=30)
+            pytest.fail(f"the CLI did not exit within 120 s of {sig.name}; its threads:\n{err[-8000:]}\n"
+                        f"stdout: {out[-1500:]}")
         # then it says so, exits 130, and nothing of its twin is left; nothing was written
         assert cli.returncode == 130, err
         assert "twin was torn down" in err and "Traceback" not in err
