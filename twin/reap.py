@@ -11,13 +11,10 @@ that outlived its teardown) is ended (`runstate.reap_strays`).
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 from . import runstate
-from .base import NAMESPACE_PREFIX
 
-_RUN_DIR_RE = re.compile(rf"^{re.escape(NAMESPACE_PREFIX)}([0-9a-f]{{8}})$")
 # A run folder without state.json is a spawn that died between mkdir and the first write
 # (nothing else exists yet); leave a young one alone, its owner may be writing right now.
 _EMPTY_DIR_GRACE_S = 60.0
@@ -30,7 +27,7 @@ def twin_reap() -> list[str]:
     if not runstate.RUN_ROOT.is_dir():
         return removed
     for path in sorted(runstate.RUN_ROOT.iterdir()):
-        m = _RUN_DIR_RE.match(path.name)
+        m = runstate.RUN_FOLDER_RE.match(path.name)
         if not m or not path.is_dir():
             continue
         state = runstate.state_read(path)
@@ -53,7 +50,7 @@ def twin_runs() -> list[dict]:
     runs = []
     if runstate.RUN_ROOT.is_dir():
         for path in sorted(runstate.RUN_ROOT.iterdir()):
-            if _RUN_DIR_RE.match(path.name) and (state := runstate.state_read(path)):
+            if runstate.RUN_FOLDER_RE.match(path.name) and (state := runstate.state_read(path)):
                 runs.append({"run_id": state.get("run_id"), "lab": state.get("lab"), "label": state.get("label"),
                              "owner_pid": state.get("owner_pid"), "owner_alive": runstate.owner_alive(state),
                              "namespaces": len(state.get("namespaces", []))})

@@ -38,7 +38,8 @@ from .base import NAMESPACE_PREFIX
 RUN_ROOT = Path(os.environ.get("AEGIS_TWIN_RUN_ROOT", "/run/aegis"))
 NETNS_DIR = Path("/run/netns")
 RUN_ID_RE = re.compile(r"^[0-9a-f]{8}$")
-_RUN_FOLDER_RE = re.compile(rf"^{re.escape(NAMESPACE_PREFIX)}[0-9a-f]{{8}}$")
+# A run folder's name, `aegis-<id>`; group 1 is the id.
+RUN_FOLDER_RE = re.compile(rf"^{re.escape(NAMESPACE_PREFIX)}([0-9a-f]{{8}})$")
 
 
 # The environment variable every process of a twin carries: the run folder's path. A path, not
@@ -120,14 +121,13 @@ def pids_in_netns(inodes: set[int]) -> list[int]:
     """Every process whose network namespace is one of `inodes` (the same test `ip netns pids` uses)."""
     if not inodes:
         return []
+    return [pid for pid in _other_pids() if pid_netns_inode(pid) in inodes]
+
+
+def _other_pids() -> list[int]:
+    """Every PID in /proc but this process's own."""
     own = os.getpid()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == own:
-            continue
-        if pid_netns_inode(entry) in inodes:
-            found.append(int(entry))
-    return found
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != own]
 
 
 def mark_env(path: Path) -> dict[str, str]:
@@ -165,15 +165,12 @@ def _same_pid_namespace(pid: int | str) -> bool:
 
 def marked_pids(path: Path | None = None) -> dict[int, str]:
     """{pid: run folder} of every marked process in this PID namespace (of run `path` only, if given)."""
-    own = os.getpid()
     found: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == own:
+    for pid in _other_pids():
+        mark = proc_mark(pid)
+        if mark is None or (path is not None and mark != str(path)) or not _same_pid_namespace(pid):
             continue
-        mark = proc_mark(entry)
-        if mark is None or (path is not None and mark != str(path)) or not _same_pid_namespace(entry):
-            continue
-        found[int(entry)] = mark
+        found[pid] = mark
     return found
 
 
@@ -193,19 +190,17 @@ def stray_frr() -> list[dict[str, Any]]:
                 if (ino := netns_inode(ns)) is not None:
                     owned_inodes.add(ino)
     strays = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for pid in _other_pids():
+        argv = proc_cmdline(pid)
+        if not argv or not argv[0].startswith(FRR_DIR + "/") or not _same_pid_namespace(pid):
             continue
-        argv = proc_cmdline(int(entry))
-        if not argv or not argv[0].startswith(FRR_DIR + "/") or not _same_pid_namespace(entry):
-            continue
-        net = pid_netns_inode(entry)
+        net = pid_netns_inode(pid)
         if net is None or net == own_net or net in owned_inodes:
             continue
-        mark = proc_mark(entry)
+        mark = proc_mark(pid)
         if mark is not None and Path(mark).is_dir():
             continue
-        strays.append({"pid": int(entry), "argv": " ".join(argv)[:120], "netns": net, "mark": mark})
+        strays.append({"pid": pid, "argv": " ".join(argv)[:120], "netns": net, "mark": mark})
     return strays
 
 
@@ -213,7 +208,7 @@ def reap_strays() -> list[int]:
     """Kill every marked process whose run folder is gone (a twin's process that outlived its
     teardown); return their PIDs. Only processes AEGIS marked, in this PID namespace."""
     victims = {pid: proc_start_time(pid) for pid, mark in marked_pids().items()
-               if _RUN_FOLDER_RE.match(Path(mark).name) and not Path(mark).exists()}
+               if RUN_FOLDER_RE.match(Path(mark).name) and not Path(mark).exists()}
     return _kill_and_wait(victims, wait=5.0)
 
 
@@ -316,13 +311,7 @@ def destroy(path: Path, wait: float = 10.0) -> list[str]:
                and victims.get(pid, -1) != start and not is_zombie(pid)}
         if not new:
             break
-        for pid in new:
-            try:
-                # SIGKILL, not SIGTERM: the whole network is being thrown away, so there is
-                # nothing for a graceful shutdown to clean up, and a wedged daemon cannot stall us.
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill(new)
         victims.update(new)
         if time.monotonic() > deadline:
             break
@@ -363,13 +352,20 @@ def _wait_gone(victims: dict[int, int | None], deadline: float) -> dict[int, int
     return pending
 
 
-def _kill_and_wait(victims: dict[int, int | None], wait: float) -> list[int]:
+def _kill(victims: dict[int, int | None]) -> None:
+    """SIGKILL each (pid, start) that is still that process. SIGKILL, not SIGTERM: the whole
+    network is being thrown away, so there is nothing for a graceful shutdown to clean up, and a
+    wedged daemon cannot stall us."""
     for pid, start in victims.items():
         if start is not None and pid_matches(pid, start):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _kill_and_wait(victims: dict[int, int | None], wait: float) -> list[int]:
+    _kill(victims)
     _wait_gone(victims, time.monotonic() + wait)
     return sorted(victims)
 
