@@ -436,7 +436,7 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
     conv = state["conv"]
     lease = state.get("lease")
     s0 = (_warm_baseline(run, state, twin, lease, invariants) if lease is not None
-          else _cold_baseline(run, state, twin, invariants, bounds, settle))
+          else _cold_baseline(run, state, twin, invariants, bounds))
     if s0 is None:
         return
     before = {d: twin.running_config(d) for d in devices}
@@ -732,7 +732,7 @@ def _warm_baseline(run: _Run, state: dict[str, Any], twin: Any, lease: Lease, in
         state["baseline_down"] = []
         state["baseline_settle_attempts"] = 0
         state["baseline_second_looks"] = 0
-        state["fib_before"] = twin.fib() if hasattr(twin, "fib") else None
+        state["fib_before"] = _fib_of(twin)
         return snap
 
     return run.step("snapshot_baseline", baseline)
@@ -764,6 +764,11 @@ def _settle_reading(twin: Any, bounds: tuple[float, float], reads: Any, not_befo
     return cr, (reads() if read_after else None), False
 
 
+def _fib_of(twin: Any) -> dict[str, Any] | None:
+    """The twin's kernel FIBs for the data-plane diff; None for a backend that has none."""
+    return twin.fib() if hasattr(twin, "fib") else None
+
+
 def _nodes_unchanged(twin: Any, snap: dict[str, Any]) -> bool:
     """The routers' tables (everything a snapshot reads from the daemons, not the pings) read
     again now equal the ones in `snap`: no change the kernel's notifications could not see (a
@@ -772,7 +777,7 @@ def _nodes_unchanged(twin: Any, snap: dict[str, Any]) -> bool:
 
 
 def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list[dict[str, Any]],
-                   bounds: tuple[float, float], settle: Any) -> dict[str, Any] | None:
+                   bounds: tuple[float, float]) -> dict[str, Any] | None:
     """Settle a fresh twin and take its baseline S0 (None: it did not settle; the reason is recorded).
 
     S0, the baseline invariants' pings and the kernel FIBs are read inside the settle window
@@ -784,7 +789,7 @@ def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list
     def reads() -> dict[str, Any]:
         snap = twin.snapshot()
         return {"snap": snap, "checks": invariants_evaluate(invariants, snap, twin.reach),
-                "fib": twin.fib() if hasattr(twin, "fib") else None}
+                "fib": _fib_of(twin)}
 
     first: dict[str, Any] = {}
 
@@ -831,7 +836,7 @@ def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list
         looks = 0
         while time.monotonic() - t_start < converge_timeout:
             _, again, _ = _settle_reading(
-                twin, bounds, lambda: {"snap": twin.snapshot(), "fib": twin.fib() if hasattr(twin, "fib") else None},
+                twin, bounds, lambda: {"snap": twin.snapshot(), "fib": _fib_of(twin)},
                 recheck=lambda v: _nodes_unchanged(twin, v["snap"]))
             if again["snap"] == snap or looks >= BASELINE_SETTLE_ATTEMPTS:
                 fib = again["fib"]
