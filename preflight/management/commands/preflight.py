@@ -127,7 +127,7 @@ class Command(BaseCommand):
                               if not opts["warm"] else
                               f"interrupted ({exc or 'SIGINT'}): the twin_pool holder stops the run at its next step "
                               "and tears its twin down (unless its rollback was already proven); nothing is sealed.")
-            sys.exit(EXIT_INTERRUPTED)
+            _exit_now(EXIT_INTERRUPTED)
         self._report(run, opts, as_json)
 
     # -- input --------------------------------------------------------------------------
@@ -356,6 +356,24 @@ def _seal_state(run: PreflightRun, folder: Path, *, sealing: bool) -> dict[str, 
     return {"seal_digest": bundle.digest, "bundle_path": str(folder / Path(bundle.json_path).name),
             "pdf_path": str(folder / Path(bundle.pdf_path).name),
             "ledger_index": bundle.ledger_index}
+
+
+def _exit_now(code: int) -> None:
+    """End the process after an interrupt, once the twin is down and the run recorded as failed.
+
+    Not `sys.exit`: an interrupt can land while a library starts a worker thread (a thread pool
+    that is never shut down: asgiref's per-call pool when an event is published to Redis is one),
+    and the interpreter then waits at exit for that idle, unregistered thread forever. Seen in CI
+    (every thread's stack: one idle pool worker, the main thread in threading._shutdown) after the
+    message below had been printed. Everything this command owns is done by now: flush, close the
+    database connection, leave."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        connection.close()
+    except DatabaseError:
+        pass
+    os._exit(code)
 
 
 def _interrupt_on_signals() -> None:
