@@ -123,6 +123,10 @@ class ConvergeResult:
     # returns fn's value or raises its error); None when none were run or none held. Never on
     # the wire: a result the caller could also have read after the window.
     alongside: Any = field(default=None, repr=False, compare=False)
+    # With held reads: every router's tables (`snapshot(reachability=False)["nodes"]`) as read by
+    # the sweep that decided, in the same vtysh process as its protocol state; the moment the
+    # window was declared over. None otherwise. Never on the wire, like `alongside`.
+    tables: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass

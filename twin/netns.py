@@ -172,6 +172,11 @@ class _Alongside:
         self.started = time.monotonic()
         self.future = self._pool.submit(self._run)
 
+    def done_since(self, settled_at: float) -> bool:
+        """Finished, having started after the last change: the next sweep may be the one that decides."""
+        return (self.fn is not None and self.future is not None and self.future.done()
+                and self.started > settled_at)
+
     def held(self, settled_at: float, sweep_began: float) -> bool:
         """True without reads; with reads, only when they saw the settled state throughout."""
         if self.fn is None:
@@ -583,8 +588,11 @@ class NetnsTwin:
                 parts.append("")
         return "".join(parts)
 
-    def _protocol_state(self, node: str) -> tuple[list[str], list[str], list[str]]:
-        """(signature items, not-yet-up items that may be stuck for good, transient items)."""
+    def _protocol_state(self, node: str, tables: bool = False
+                        ) -> tuple[list[str], list[str], list[str], dict[str, Any] | None]:
+        """(signature items, not-yet-up items that may be stuck for good, transient items, the
+        router's tables as `snapshot` reads them when `tables`, else None). With `tables`, the
+        snapshot's commands ride in the same vtysh process as the protocol state's."""
         daemons = self.topology.nodes[node].daemons
         cmds: list[str] = []
         if "bgpd" in daemons:
@@ -595,8 +603,10 @@ class NetnsTwin:
             cmds += ["show ipv6 ospf6 interface json", "show ipv6 ospf6 neighbor json"]
         if "bfdd" in daemons:
             cmds.append("show bfd peers json")
+        if tables:
+            cmds += [c for c in self._snapshot_cmds(node) if c not in cmds]
         if not cmds:
-            return [], [], []
+            return [], [], [], None
         values = dict(zip(cmds, self.vtysh_json(node, *cmds), strict=True))
         sig: list[str] = []
         down: list[str] = []
@@ -638,7 +648,7 @@ class NetnsTwin:
             sig.append(f"bfd {key} {status}")
             if status not in ("up", "shutdown"):
                 (down if status == "down" else moving).append(f"{node}: bfd {key} {status}")
-        return sorted(sig), down, moving
+        return sorted(sig), down, moving, (_node_tables(values) if tables else None)
 
     def _min_stable_for(self) -> float:
         """The shortest stability window that cannot miss a protocol's own delayed work."""
@@ -687,7 +697,9 @@ class NetnsTwin:
         state and are believed only if no route, address, link or protocol state changed from
         their start until a sweep begun after they ended, which is then the sweep that decides
         (so settling waits for them). Otherwise they are run again. The held result is
-        `ConvergeResult.alongside` (a done Future); None when the network did not settle.
+        `ConvergeResult.alongside` (a done Future); None when the network did not settle. The
+        sweep that decided also read every router's tables as `snapshot(reachability=False)`
+        would (`ConvergeResult.tables`), for the caller to compare with what the reads saw.
         """
         stable_for = max(stable_for, self._min_stable_for())
         # Longer than BGP's 10 s connect-retry (datacenter profile): a first connect that failed
@@ -752,8 +764,13 @@ class NetnsTwin:
             if now - fib_last_change >= look and (self._sweep_due(
                     now, fib_last_change, settled_at, proto_checked, moving, unexpected, stable_for, quiet,
                     not_before, check_every) or (not moving and now >= decides_at and reads.ended_after(sweep_began))):
+                # A sweep that may decide, with the reads inside the window done, also reads every
+                # router's tables (the snapshot's commands, in the same vtysh process): the caller
+                # compares them with what the reads saw (`ConvergeResult.tables`) instead of asking
+                # every router again after the window.
+                with_tables = reads.done_since(settled_at) and now >= decides_at
                 sweep_began = time.monotonic()
-                results = _parallel(self._protocol_state, self.routers)
+                results = _parallel(lambda n: self._protocol_state(n, with_tables), self.routers)
                 proto_checked = time.monotonic()
                 exited = self.daemons_exited()
                 if exited:
@@ -790,8 +807,10 @@ class NetnsTwin:
                     if (not unexpected and proto_checked - settled_at >= stable_for - 0.05) or \
                             proto_checked - settled_at >= quiet - 0.05:
                         if reads.held(settled_at, sweep_began):
+                            tables = dict(zip(self.routers, (r[3] for r in results), strict=True)) \
+                                if with_tables else None
                             return ConvergeResult(True, round(settled_at - t0, 3), [], down=sorted(down),
-                                                  alongside=reads.future)
+                                                  alongside=reads.future, tables=tables)
             if now - t0 >= timeout:
                 still = sorted(set(moving + down))
                 recent = [f"{n}: routes changed {now - t:.1f} s ago" for n, t in sorted(fib_changed.items())
@@ -830,7 +849,7 @@ class NetnsTwin:
 
     # ------------------------------------------------------------------ snapshot
 
-    def _node_snapshot(self, node: str) -> dict[str, Any]:
+    def _snapshot_cmds(self, node: str) -> list[str]:
         daemons = self.topology.nodes[node].daemons
         cmds = ["show ip route json", "show ipv6 route json", "show interface json"]
         if "bgpd" in daemons:
@@ -841,21 +860,11 @@ class NetnsTwin:
             cmds.append("show ipv6 ospf6 neighbor json")
         if "bfdd" in daemons:
             cmds.append("show bfd peers json")
-        v = dict(zip(cmds, self.vtysh_json(node, *cmds), strict=True))
-        routes = {**_routes(v["show ip route json"]), **_routes(v["show ipv6 route json"])}
-        bgp = {}
-        for peer, info in _bgp_peers(v.get("show bgp vrf all summary json")).items():
-            bgp[peer] = {k: info[k] for k in ("state", "remote_as", "local_as", "pfx_rcd", "pfx_snt")}
-        best = {**_bgp_best(v.get("show bgp ipv4 unicast json")), **_bgp_best(v.get("show bgp ipv6 unicast json"))}
-        return {
-            "routes": dict(sorted(routes.items())),
-            "bgp": dict(sorted(bgp.items())),
-            "bgp_best": dict(sorted(best.items())),
-            "ospf": {k: {"state": s} for k, s in sorted(_ospf_neighbors(v.get("show ip ospf neighbor json")).items())},
-            "ospf6": {k: {"state": s} for k, s in sorted(_ospf6_neighbors(v.get("show ipv6 ospf6 neighbor json")).items())},
-            "interfaces": _interfaces(v["show interface json"]),
-            "bfd": {k: {"status": i["status"]} for k, i in sorted(_bfd_peers(v.get("show bfd peers json")).items())},
-        }
+        return cmds
+
+    def _node_snapshot(self, node: str) -> dict[str, Any]:
+        cmds = self._snapshot_cmds(node)
+        return _node_tables(dict(zip(cmds, self.vtysh_json(node, *cmds), strict=True)))
 
     def loopbacks(self, nodes: dict[str, Any] | None = None) -> dict[str, list[str]]:
         """Router -> its host addresses on lo (IPv4 /32, IPv6 /128): the reachability targets."""
@@ -1341,6 +1350,24 @@ def _interfaces(data: Any) -> dict[str, dict[str, Any]]:
 
 
 _LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d+ ")
+
+
+def _node_tables(v: dict[str, Any]) -> dict[str, Any]:
+    """One router's part of a snapshot, from the values of its `_snapshot_cmds` (by command)."""
+    routes = {**_routes(v["show ip route json"]), **_routes(v["show ipv6 route json"])}
+    bgp = {}
+    for peer, info in _bgp_peers(v.get("show bgp vrf all summary json")).items():
+        bgp[peer] = {k: info[k] for k in ("state", "remote_as", "local_as", "pfx_rcd", "pfx_snt")}
+    best = {**_bgp_best(v.get("show bgp ipv4 unicast json")), **_bgp_best(v.get("show bgp ipv6 unicast json"))}
+    return {
+        "routes": dict(sorted(routes.items())),
+        "bgp": dict(sorted(bgp.items())),
+        "bgp_best": dict(sorted(best.items())),
+        "ospf": {k: {"state": s} for k, s in sorted(_ospf_neighbors(v.get("show ip ospf neighbor json")).items())},
+        "ospf6": {k: {"state": s} for k, s in sorted(_ospf6_neighbors(v.get("show ipv6 ospf6 neighbor json")).items())},
+        "interfaces": _interfaces(v["show interface json"]),
+        "bfd": {k: {"status": i["status"]} for k, i in sorted(_bfd_peers(v.get("show bfd peers json")).items())},
+    }
 
 
 def _reload_sections(text: str) -> tuple[list[str], list[str]]:

@@ -428,10 +428,6 @@ def _daemons_exited(run: _Run, twin: Any) -> list[str]:
 def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, Any],
                  invariants: list[dict[str, Any]], bounds: tuple[float, float]) -> None:
     converge_timeout, stable_for = bounds
-
-    def settle() -> Any:
-        return twin.converge(converge_timeout, stable_for)
-
     devices = sorted(change["devices"])
     conv = state["conv"]
     lease = state.get("lease")
@@ -491,7 +487,7 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
 
         def settle_reading(not_before: float | None = None) -> Any:
             cr, value, held = _settle_reading(twin, bounds, s1_reads, not_before=not_before,
-                                              recheck=lambda v: _nodes_unchanged(twin, v["s1"]), read_after=False)
+                                              recheck=lambda v, cr: _nodes_unchanged(twin, v["s1"], cr), read_after=False)
             inside.clear()
             if held:
                 inside.update(value)
@@ -587,7 +583,7 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
     for r in inv:
         if not r["ok"]:
             run.reasons.append(reason("INVARIANT_VIOLATED", f"{r['kind']} {_spec_text(r['spec'])}: {r['detail']}"))
-    _rollback(run, state, twin, devices, before, after, settle, converge_timeout, planned.result())
+    _rollback(run, state, twin, devices, before, after, bounds, planned.result())
 
 
 def _done(value: Any) -> Future[Any]:
@@ -744,9 +740,10 @@ def _settle_reading(twin: Any, bounds: tuple[float, float], reads: Any, not_befo
     can (netns: `converge(alongside=...)`, believed only if nothing changed from their start to
     the sweep that decided) and after it otherwise. (ConvergeResult, the reads, inside?)
 
-    `recheck(value)`, when given, is asked after the window: False (e.g. the control-plane tables
-    read again now differ from the ones read inside) drops the inside reads and reads again, so
-    what the run keeps is never older than what a read after the window would have been.
+    `recheck(value, cr)`, when given, is asked after the window: False (e.g. the control-plane
+    tables as the sweep that closed the window read them differ from the ones read inside) drops
+    the inside reads and reads again, so what the run keeps is never older than what a read after
+    the window would have been.
     `read_after=False`: when nothing held, return None and let the caller read."""
     timeout, stable_for = bounds
     extra: dict[str, Any] = {"not_before": not_before} if not_before is not None else {}
@@ -757,7 +754,7 @@ def _settle_reading(twin: Any, bounds: tuple[float, float], reads: Any, not_befo
     held = getattr(cr, "alongside", None)
     if held is not None and held.exception() is None:
         value = held.result()
-        if recheck is None or recheck(value):
+        if recheck is None or recheck(value, cr):
             return cr, value, True
     # Nothing held (not settled, a twin that cannot read alongside, an error inside, or a
     # table that moved since): read now, after the window, as before.
@@ -769,11 +766,16 @@ def _fib_of(twin: Any) -> dict[str, Any] | None:
     return twin.fib() if hasattr(twin, "fib") else None
 
 
-def _nodes_unchanged(twin: Any, snap: dict[str, Any]) -> bool:
+def _nodes_unchanged(twin: Any, snap: dict[str, Any], cr: Any = None) -> bool:
     """The routers' tables (everything a snapshot reads from the daemons, not the pings) read
-    again now equal the ones in `snap`: no change the kernel's notifications could not see (a
-    BGP best path or a RIB entry that moved no FIB) happened since `snap` was read."""
-    return twin.snapshot(reachability=False).get("nodes") == snap.get("nodes")
+    again at the end of the window equal the ones in `snap`: no change the kernel's notifications
+    could not see (a BGP best path or a RIB entry that moved no FIB) happened since `snap` was
+    read. The netns twin's deciding sweep reads them in its own vtysh call (`cr.tables`, taken
+    after the reads ended, at the moment the window was declared over); other twins are asked now."""
+    tables = getattr(cr, "tables", None)
+    if tables is None:
+        tables = twin.snapshot(reachability=False).get("nodes")
+    return tables == snap.get("nodes")
 
 
 def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list[dict[str, Any]],
@@ -837,7 +839,7 @@ def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list
         while time.monotonic() - t_start < converge_timeout:
             _, again, _ = _settle_reading(
                 twin, bounds, lambda: {"snap": twin.snapshot(), "fib": _fib_of(twin)},
-                recheck=lambda v: _nodes_unchanged(twin, v["snap"]))
+                recheck=lambda v, cr: _nodes_unchanged(twin, v["snap"], cr))
             if again["snap"] == snap or looks >= BASELINE_SETTLE_ATTEMPTS:
                 fib = again["fib"]
                 break
@@ -951,7 +953,7 @@ def _resilience(run: _Run, state: dict[str, Any], change: dict[str, Any], s0: di
 
 
 def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], before: dict[str, str],
-              after: dict[str, str], settle: Any, converge_timeout: float, plans: dict[str, Any] | None = None
+              after: dict[str, str], bounds: tuple[float, float], plans: dict[str, Any] | None = None
               ) -> None:
     """Inverse of what actually changed (frr-reload deltas to the baseline), proven by S2 == S0.
 
@@ -983,14 +985,28 @@ def _rollback(run: _Run, state: dict[str, Any], twin: Any, devices: list[str], b
                 rb["lines_failed"][d] = {"frr_reload": (rr.output or "").strip()[-800:]}
 
     run.step("rollback", do_rollback, "restoring the baseline config (frr-reload deltas)")
-    cr = run.step("converge_rollback", settle, "network settling after rollback")
+    converge_timeout = bounds[0]
+    # S2 is read inside the rollback's settle window where the twin can, held by the same rule as
+    # S0 and S1 (nothing changed from its start to the sweep that decided, and the tables that
+    # sweep read equal S2's); otherwise after it, as before.
+    inside: dict[str, Any] = {}
+
+    def converge_rollback() -> Any:
+        cr, snap, held = _settle_reading(twin, bounds, twin.snapshot, read_after=False,
+                                         recheck=lambda v, c: _nodes_unchanged(twin, v, c))
+        state["s2_read_inside_window"] = held
+        if held:
+            inside["s2"] = snap
+        return cr
+
+    cr = run.step("converge_rollback", converge_rollback, "network settling after rollback")
     state["conv"]["rollback"] = cr
     if not cr.converged:
         run.reasons.append(reason("ROLLBACK_NOT_CONVERGED",
                                   f"the network did not settle within {converge_timeout:.0f} s after rollback"))
 
     def after_rollback() -> dict[str, Any]:
-        snap = twin.snapshot()
+        snap = inside["s2"] if "s2" in inside else twin.snapshot()
         # A state can come back late (OSPF SPF back-off and the ABR task; a BGP session waiting
         # for its connect-retry timer): settle again, bounded, and record how long it took.
         while not diff_is_empty(snapshot_diff(state["snapshots"]["baseline"], snap)) and \
@@ -1103,7 +1119,8 @@ def _document(run: _Run, state: dict[str, Any], verdict: str, reasons: list[dict
             # invariants' pings) were read inside their settle window (docs/twin.md, Converge):
             # believed only because nothing changed while they were read; false: read after it.
             "reads_inside_window": {"baseline": bool(state.get("baseline_read_inside_window")),
-                                    "change": bool(state.get("s1_read_inside_window"))},
+                                    "change": bool(state.get("s1_read_inside_window")),
+                                    "rollback": bool(state.get("s2_read_inside_window"))},
             # Warm: the twin came from the pool (twin/pool.py), already at the baseline whose
             # digest follows; cold: spawned for this run. Either way the digest is S0's.
             "warm": state.get("lease") is not None,

@@ -122,6 +122,11 @@ def test_reads_inside_the_settle_window_are_kept_only_if_nothing_moved_while_the
     cr = twin.converge(30, stable_for=1.0, alongside=still)
     assert cr.converged and len(calls) == 1
     assert cr.alongside.result() == twin.snapshot()
+    # The sweep that decided read every router's tables in its own vtysh call: what a
+    # snapshot without pings reads, for the pipeline to compare with the reads.
+    assert cr.tables == twin.snapshot(reachability=False)["nodes"] == cr.alongside.result()["nodes"]
+    # Without reads, no tables: the sweeps stay as small as before.
+    assert twin.converge(30, stable_for=1.0).tables is None
     # When a route appears while the first reads run (a change after their start), they are
     # void: converge runs them again once the network is still, and returns the second reads.
     seen: list[bool] = []
@@ -137,6 +142,7 @@ def test_reads_inside_the_settle_window_are_kept_only_if_nothing_moved_while_the
         cr = twin.converge(30, stable_for=1.0, alongside=moving)
         assert cr.converged and len(seen) == 2
         assert "10.98.0.0/24" in cr.alongside.result()["nodes"]["r3"]["routes"]
+        assert "10.98.0.0/24" in cr.tables["r3"]["routes"]
     finally:
         twin.apply("r3", "no ip route 10.98.0.0/24 Null0\n")
     assert twin.converge(30, stable_for=1.0).converged

@@ -59,7 +59,7 @@ def test_ship_ready_result_document_has_the_contract_keys(ship):
     assert result["rollback"]["lines"] == {"r3": ["no ip route 198.51.100.0/24 Null0", "no network 198.51.100.0/24"]}
     assert result["twin"]["differences_from_production"][0].startswith("simulated")
     # The simulator's converge cannot read alongside its window: S0 and S1 were read after it.
-    assert result["twin"]["reads_inside_window"] == {"baseline": False, "change": False}
+    assert result["twin"]["reads_inside_window"] == {"baseline": False, "change": False, "rollback": False}
     assert [s["name"] for s in result["steps"]] == list(STEPS)
     assert set(result["timings"]) == set(STEPS)
 
