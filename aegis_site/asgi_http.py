@@ -22,6 +22,8 @@ from typing import Any
 
 from django.core.handlers.wsgi import WSGIHandler
 
+from aegis_site.warmup import warm_up
+
 # Requests of one process served at once. Pages are CPU-bound Python: a few threads keep a core
 # busy while others wait for PostgreSQL; more only queue for the GIL.
 THREADS = 16
@@ -64,9 +66,11 @@ def _environ(scope: dict[str, Any], body: Any) -> dict[str, Any]:
 class DjangoHTTP:
     """An ASGI application for `http` scopes that runs Django's WSGI handler in a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, warm: bool = True) -> None:
         self.handler = WSGIHandler()
         self.pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="aegis-http")
+        # The worker's first page is paid for now, before it takes requests (aegis_site/warmup.py).
+        self.warmed = warm_up() if warm else None
 
     def _run(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], Any, bool]:
         start: dict[str, Any] = {}
