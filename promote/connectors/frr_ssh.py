@@ -34,9 +34,13 @@ from promote.connectors.base import ApplyResult, ConnectorError, DeviceSpec, Dry
 FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
 # vtysh prints these for lines it refuses; they mean the step failed even when rc is 0.
 VTYSH_ERROR = re.compile(r"% Unknown command|% Invalid|% Command incomplete|% Ambiguous|line \d+: %")
-# Output of one command is framed by markers printed by the shell; the echoed command line
-# (which the terminal may wrap) never matches them because it holds `$?`, not digits.
-_FRAMED = re.compile(r"(?ms)^__AEGIS_BEGIN\r?\n(.*?)^__AEGIS_RC=(\d+)\r?$")
+# Output of one command is framed by markers printed by the shell, tagged per command; the echoed
+# command line (which the terminal may wrap) never matches the end marker because it holds `$?`,
+# not digits, and output left over from an earlier command never matches another command's tag.
+
+
+def _framed(tag: str) -> re.Pattern[str]:
+    return re.compile(rf"(?ms)^__AEGIS_BEGIN_{tag}\n(.*?)^__AEGIS_RC_{tag}=(\d+)$")
 # Keep each shell line well below the 4095-byte limit of a terminal in canonical mode.
 _UPLOAD_CHUNK = 768
 
@@ -196,20 +200,27 @@ class FrrSshConnector(NetmikoSession):
         """Run a shell command on the router; return (exit status, output)."""
         if self._conn is None:
             raise ConnectorError(f"{self.spec.name}: not connected")
+        tag = uuid.uuid4().hex[:12]
         try:
             # cmd_verify=False: a long command wraps in the terminal and its echo cannot be matched.
+            # expect_string: read until this command's own end marker (with its whole exit status
+            # and the line end after it), not until something looks like the prompt. Waiting for
+            # the prompt made netmiko send a bare newline first to learn it (find_prompt); when the
+            # prompt answering that newline arrived late it ended the *next* read at once, with
+            # only '\n' read (seen once in the end-to-end promotion test on a loaded host).
             raw = self._conn.send_command(
-                f"echo __AEGIS_BEGIN; {command}; echo __AEGIS_RC=$?",
+                f"echo __AEGIS_BEGIN_{tag}; {command}; echo __AEGIS_RC_{tag}=$?",
+                expect_string=rf"__AEGIS_RC_{tag}=\d+\r?\n",
                 read_timeout=timeout,
                 cmd_verify=False,
-                strip_prompt=True,
+                strip_prompt=False,
                 strip_command=False,
             )
         except Exception as exc:
             raise ConnectorError(
                 f"{self.spec.name}: command failed on the device: {command[:60]}: {exc}"
             ) from exc
-        found = _FRAMED.search(raw.replace("\r\n", "\n"))
+        found = _framed(tag).search(raw.replace("\r\n", "\n"))
         if found is None:
             raise ConnectorError(f"{self.spec.name}: no complete answer to {command[:60]!r}: {raw[-200:]!r}")
         out, rc = found.group(1).rstrip(), int(found.group(2))
