@@ -14,6 +14,7 @@ All state lives in `runstate` (one directory per run); teardown works from it al
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -770,7 +771,7 @@ class NetnsTwin:
                 # every router again after the window.
                 with_tables = reads.done_since(settled_at) and now >= decides_at
                 sweep_began = time.monotonic()
-                results = _parallel(lambda n: self._protocol_state(n, with_tables), self.routers)
+                results = _parallel(functools.partial(self._protocol_state, tables=with_tables), self.routers)
                 proto_checked = time.monotonic()
                 exited = self.daemons_exited()
                 if exited:
