@@ -42,6 +42,7 @@ from perimeter.egress import parse_allow_list
 
 from .base import Backend, Topology, TopologyError, Tunnel, TwinError
 from .capacity import NODE_COST_MB, twin_cost_mb
+from .pool import Lease, TwinPool
 from .wire import (
     SCHEMA_ID,
     WireError,
@@ -84,6 +85,7 @@ class AgentConfig:
     max_request_bytes: int = MAX_REQUEST_BYTES
     expire_every_s: float = 0.5
     underlay: str | None = None  # this host's address for VXLAN links to other agents (twin/split.py)
+    warm_mb: float = 0.0  # warm twins kept between callers (twin/pool.py), part of budget_mb; 0 = none
 
 
 @dataclass
@@ -97,6 +99,8 @@ class _Held:
     caller: str
     busy: int = 0
     op_lock: threading.Lock = field(default_factory=threading.Lock)
+    pool_lease: Lease | None = None  # taken from the warm pool: goes back to it, or is discarded
+    spawn_configs: dict[str, str] | None = None  # running configs right after spawn (warm pool on)
 
     def lease(self) -> dict[str, Any]:
         left = self.ttl_s if self.busy else max(0.0, self.expires_at - time.monotonic())
@@ -125,7 +129,10 @@ class TwinAgent:
         self.networks = parse_allow_list(config.allow)
         self.agent_id = secrets.token_hex(8)
         self._held: dict[str, _Held] = {}
-        self._reserved_mb = 0  # includes spawns in progress
+        self._reserved_mb = 0  # includes spawns in progress; not the warm pool's twins (pool.memory_mb())
+        # Warm twins kept between callers, for real FRR only (a simulated twin costs nothing to make).
+        self.pool: TwinPool | None = (TwinPool(config.warm_mb, holder="twin_agent")
+                                      if config.warm_mb > 0 and backend.name == "netns" else None)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._expirer = threading.Thread(target=self._expire_loop, name="twin-agent-leases", daemon=True)
@@ -143,6 +150,8 @@ class TwinAgent:
             self._held.clear()
         for h in held:
             self._teardown(h, "the agent is shutting down")
+        if self.pool is not None:
+            self.pool.close()
 
     def _expire_loop(self) -> None:
         while not self._stop.wait(self.config.expire_every_s):
@@ -159,7 +168,10 @@ class TwinAgent:
                     len(held.topology.nodes), why)
         try:
             with held.op_lock:
-                held.twin.teardown()
+                if held.pool_lease is not None and self.pool is not None:
+                    self.pool.release(held.pool_lease, None, False)  # discarded: its run never said how it ended
+                else:
+                    held.twin.teardown()
         except Exception as exc:  # noqa: BLE001 - the reaper removes leftovers; the agent keeps serving
             log.error("teardown of twin %s failed: %s", held.twin_id, exc)
         finally:
@@ -194,6 +206,8 @@ class TwinAgent:
             return 200, self.status()
         if path == "/v1/twins" and method == "POST":
             return 201, self.spawn(body, caller)
+        if path == "/v1/twins/warm" and method == "POST":
+            return 200, self.warm(body, caller)
         m = _TWIN_PATH.match(path)
         if not m:
             raise AgentRefusal(404, "not_found", f"no endpoint {method} {path} (see twin/schema/agent-v1.json)")
@@ -202,6 +216,8 @@ class TwinAgent:
             if method != "DELETE":
                 raise AgentRefusal(405, "bad_request", f"{method} {path}: use DELETE to tear a twin down")
             return 200, self.teardown(twin_id)
+        if method == "POST" and op == "keep":
+            return 200, self.keep(twin_id, body)
         if method != "POST" or op not in _OPS:
             raise AgentRefusal(404, "not_found", f"no endpoint {method} {path}")
         return 200, self.operate(twin_id, op, body)
@@ -211,10 +227,15 @@ class TwinAgent:
             twins = [{"twin_id": h.twin_id, "lab": h.topology.name, "nodes": len(h.topology.nodes),
                       "lease": h.lease(), "reserved_mb": h.reserved_mb} for h in self._held.values()]
             reserved = self._reserved_mb
+        pooled = self.pool.holdings() if self.pool is not None else []
+        reserved += round(sum(t["memory_mb"] for t in pooled))
         return {"backend": self.backend.name, "tier": self.backend.tier, "twins": twins,
                 "underlay": self.config.underlay,
                 "capacity": {"budget_mb": self.config.budget_mb, "reserved_mb": reserved,
-                             "free_mb": self.config.budget_mb - reserved, "node_cost_mb": NODE_COST_MB}}
+                             "free_mb": self.config.budget_mb - reserved, "node_cost_mb": NODE_COST_MB},
+                "warm": {"budget_mb": self.pool.budget_mb if self.pool is not None else 0,
+                         "twins": [{k: t[k] for k in ("lab", "routers", "memory_mb", "baseline_digest", "uses",
+                                                       "leased")} for t in pooled]}}
 
     def spawn(self, body: Any, caller: str) -> dict[str, Any]:
         _checked("spawn_request", body)
@@ -225,8 +246,15 @@ class TwinAgent:
         ttl = float(body.get("lease_s") or self.config.lease_s)
         ttl = min(ttl, self.config.max_lease_s)
         cost = twin_cost_mb(topology)
+        if self.pool is not None:
+            # Idle warm twins give way to a new twin rather than refusing it.
+            with self._lock:
+                short = cost - (self.config.budget_mb - self._reserved_mb - self.pool.memory_mb())
+            if short > 0:
+                self.pool.evict_idle(short)
         with self._lock:
-            free = self.config.budget_mb - self._reserved_mb
+            free = self.config.budget_mb - self._reserved_mb - (self.pool.memory_mb() if self.pool is not None else 0)
+            free = int(free)
             if cost > free:
                 raise AgentRefusal(503, "capacity", f"the twin needs ~{cost} MB; this agent has {free} MB free of "
                                    f"its {self.config.budget_mb} MB budget (retry later or use another agent)")
@@ -246,9 +274,17 @@ class TwinAgent:
             with self._lock:
                 self._reserved_mb -= cost
             raise
+        spawn_configs = None
+        if self.pool is not None:
+            # What the lab's configs load as: a twin is kept warm only if it is back to exactly this
+            # (`keep`), whatever the caller says about its run.
+            try:
+                spawn_configs = TwinPool.running_configs(twin)
+            except Exception as exc:  # noqa: BLE001 - then this twin is never kept warm
+                log.warning("cannot read the running configs of a new twin (it will not be kept warm): %s", exc)
         twin_id = secrets.token_hex(16)
         held = _Held(twin_id=twin_id, twin=twin, topology=topology, ttl_s=ttl,
-                     expires_at=time.monotonic() + ttl, reserved_mb=cost, caller=caller)
+                     expires_at=time.monotonic() + ttl, reserved_mb=cost, caller=caller, spawn_configs=spawn_configs)
         with self._lock:
             self._held[twin_id] = held
         log.info("spawned twin %s (%s, %d nodes, ~%d MB) for %s, lease %g s", twin_id, topology.name,
@@ -343,6 +379,66 @@ class TwinAgent:
             return {}
         return {"config": twin.running_config(body["node"])}  # running-config
 
+    def warm(self, body: Any, caller: str) -> dict[str, Any]:
+        """A warm twin of the lab for this caller, verified at its baseline now (twin/pool.py:
+        the lab's digest, a fresh snapshot and every running config), or `warm: null` (spawn)."""
+        _checked("warm_request", body)
+        try:
+            topology = topology_from_wire(body["topology"])
+        except TopologyError as exc:
+            raise AgentRefusal(400, "topology_error", str(exc)) from None
+        lease = self.pool.acquire(topology) if self.pool is not None else None
+        if lease is None:
+            return {"warm": None}
+        ttl = min(float(body.get("lease_s") or self.config.lease_s), self.config.max_lease_s)
+        twin_id = secrets.token_hex(16)
+        # Its memory stays counted in the pool's (pool.memory_mb()), not in reserved_mb.
+        held = _Held(twin_id=twin_id, twin=lease.twin, topology=topology, ttl_s=ttl,
+                     expires_at=time.monotonic() + ttl, reserved_mb=0, caller=caller, pool_lease=lease)
+        with self._lock:
+            self._held[twin_id] = held
+        log.info("lent warm twin %s (%s, use %d) to %s as %s", getattr(lease.twin, "run_id", "?"), topology.name,
+                 lease.entry.uses, caller, twin_id)
+        facts = dict(getattr(lease.twin, "facts", {}) or {})
+        facts.setdefault("backend", self.backend.name)
+        facts.setdefault("tier", self.backend.tier)
+        return {"twin_id": twin_id, "lease": held.lease(), "facts": _jsonable(facts), "load_errors": [], "events": [],
+                "warm": {"baseline_digest": lease.entry.baseline_digest, "uses": lease.entry.uses,
+                         "snapshot": lease.snapshot}}
+
+    def keep(self, twin_id: str, body: Any) -> dict[str, Any]:
+        """The end of a run: keep the twin warm when its rollback was proven and the pool sees the
+        baseline for itself, else tear it down. Either way the caller's lease ends here."""
+        _checked("keep_request", body)
+        with self._lock:
+            held = self._held.get(twin_id)
+            if held is None:
+                raise AgentRefusal(404, "not_found", f"no twin {twin_id} on this agent (already torn down, expired, "
+                                   "or the agent restarted)")
+            if held.busy:
+                raise AgentRefusal(409, "busy", f"twin {twin_id} is still running an operation")
+            del self._held[twin_id]
+        kept, why = False, "this agent keeps no warm twins"
+        try:
+            with held.op_lock:
+                if self.pool is not None and held.pool_lease is not None:
+                    kept = self.pool.release(held.pool_lease, body.get("after"), bool(body["proven"]))
+                    why = "" if kept else "the pool did not see the baseline again"
+                elif self.pool is not None:
+                    if not body["proven"] or body.get("baseline") is None or held.spawn_configs is None:
+                        why = "the run did not prove its rollback"
+                    else:
+                        kept = self.pool.adopt(held.topology, held.twin, body["baseline"], body.get("after") or {},
+                                               expect_configs=held.spawn_configs)
+                        why = "" if kept else "the state or a running config is not the lab's baseline"
+                if not kept and held.pool_lease is None:
+                    held.twin.teardown()
+        finally:
+            with self._lock:
+                self._reserved_mb -= held.reserved_mb
+        log.info("twin %s of %s %s", twin_id, held.topology.name, "kept warm" if kept else f"torn down ({why})")
+        return {"twin_id": twin_id, "kept": kept, "why": why}
+
     def teardown(self, twin_id: str) -> dict[str, Any]:
         with self._lock:
             held = self._held.pop(twin_id, None)
@@ -351,7 +447,10 @@ class TwinAgent:
                                "or the agent restarted)")
         try:
             with held.op_lock:
-                held.twin.teardown()
+                if held.pool_lease is not None and self.pool is not None:
+                    self.pool.release(held.pool_lease, None, False)  # torn down, out of the pool
+                else:
+                    held.twin.teardown()
         finally:
             with self._lock:
                 self._reserved_mb -= held.reserved_mb

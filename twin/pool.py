@@ -137,7 +137,7 @@ class TwinPool:
         try:
             # Both reads at once: the snapshot's pings wait on the network, vtysh on the daemons.
             with ThreadPoolExecutor(max_workers=1) as ex:
-                configs = ex.submit(self._configs, entry.twin)
+                configs = ex.submit(self.running_configs, entry.twin)
                 snap = entry.twin.snapshot()
                 configs_now = configs.result()
             if snap != entry.baseline:
@@ -156,14 +156,19 @@ class TwinPool:
         self._mark(entry)
         return Lease(entry, snap)
 
-    def adopt(self, topology: Topology, twin: Any, baseline: dict[str, Any], after: dict[str, Any]) -> bool:
+    def adopt(self, topology: Topology, twin: Any, baseline: dict[str, Any], after: dict[str, Any],
+              expect_configs: dict[str, str] | None = None) -> bool:
         """Keep a cold twin after a run whose rollback was proven: `after` (S2) must equal
-        `baseline` (S0). Returns whether the pool kept it (else the caller tears it down)."""
+        `baseline` (S0), and with `expect_configs` (the running configs the twin had when it was
+        spawned: a twin agent's own record) every router's running config must equal it.
+        Returns whether the pool kept it (else the caller tears it down)."""
         if self._closed or self.budget_mb <= 0 or after != baseline:
             return False
         try:
-            configs = self._configs(twin)
+            configs = self.running_configs(twin)
         except Exception:  # noqa: BLE001
+            return False
+        if expect_configs is not None and configs != expect_configs:
             return False
         entry = WarmTwin(lab=topology.name, digest=topology_digest(topology), twin=twin, baseline=baseline,
                          baseline_digest=snapshot_digest(baseline), configs=configs,
@@ -189,7 +194,7 @@ class TwinPool:
             why = "the state after rollback differs from the baseline"
         else:
             try:
-                if self._configs(entry.twin) != entry.configs:
+                if self.running_configs(entry.twin) != entry.configs:
                     why = "a running config after rollback differs from the baseline"
             except Exception as exc:  # noqa: BLE001
                 why = f"it could not be checked: {exc}"
@@ -268,8 +273,23 @@ class TwinPool:
                 self._entries.remove(victim)
             self._discard(victim, f"memory budget {self.budget_mb:g} MB (least recently used)")
 
+    def evict_idle(self, mb: float) -> float:
+        """Tear down idle twins, least recently used first, until `mb` has been freed or none is
+        idle (a twin agent making room for a spawn). Returns the MB freed."""
+        freed = 0.0
+        while freed < mb:
+            with self._lock:
+                idle = sorted((e for e in self._entries if not e.leased), key=lambda e: e.last_used)
+                if not idle:
+                    return freed
+                victim = idle[0]
+                self._entries.remove(victim)
+            freed += victim.memory_mb
+            self._discard(victim, f"making room for a new twin ({mb:g} MB needed)")
+        return freed
+
     @staticmethod
-    def _configs(twin: Any) -> dict[str, str]:
+    def running_configs(twin: Any) -> dict[str, str]:
         routers = twin.topology.routers()
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(routers)))) as ex:
             return dict(zip(routers, ex.map(twin.running_config, routers), strict=True))

@@ -17,11 +17,18 @@ Django-free. `RemoteBackend(url=..., token_file=...)` speaks the contract of
 Any failure raises `AgentError` (a `TwinError`), which the pipeline turns into a blocked
 verdict with the reason. A spawned twin is renewed in the background while this process
 lives; if it dies or loses the agent, the lease runs out and the agent tears the twin down.
+
+Warm twins (`AgentWarmPool`): an agent started with a warm budget (`twin_agent --warm-mb`) keeps
+a twin whose run proved its rollback, for the next run of the same lab from any caller. The
+pipeline asks for one first (`POST /v1/twins/warm`: verified at its baseline by the agent's pool
+just now, or none) and ends every run with `keep` instead of DELETE; the agent keeps the twin only
+if it sees the baseline for itself and every running config is the one the lab loaded at spawn.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import ssl
 import threading
@@ -43,6 +50,7 @@ from .base import (
     TwinError,
     no_progress,
 )
+from .pool import Lease, WarmTwin, topology_digest
 from .wire import (
     SCHEMA_ID,
     WireError,
@@ -53,6 +61,8 @@ from .wire import (
     schema_check,
     topology_to_wire,
 )
+
+log = logging.getLogger("aegis.twin")
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a 200-router snapshot is a few MB; far past that is a fault
 CONNECT_TIMEOUT_S = 5.0
@@ -231,6 +241,19 @@ class RemoteBackend:
         self.tier = twin.facts.get("tier", self.tier)
         return twin
 
+    def warm(self, topology: Topology, run_id: str | None = None) -> RemoteTwin | None:
+        """A warm twin of the lab from the agent's pool (`twin.warm` says from which baseline), or None."""
+        body: dict[str, Any] = {"topology": topology_to_wire(topology), "run_id": run_id, "lease_s": self.lease_s}
+        doc = self.client.call("POST", "/v1/twins/warm", "warm_response", body, deadline_s=SPAWN_TIMEOUT_S)
+        if doc["warm"] is None:
+            return None
+        twin = RemoteTwin(self.client, topology, doc)
+        twin.warm = doc["warm"]
+        return twin
+
+    def warm_pool(self) -> AgentWarmPool:
+        return AgentWarmPool(self)
+
 
 class RemoteTwin:
     """A twin on an agent. Its lease is renewed in the background until `teardown()`."""
@@ -239,7 +262,10 @@ class RemoteTwin:
         self.client = client
         self.topology = topology
         self.twin_id: str = spawned["twin_id"]
+        self.run_id = self.twin_id  # what the pipeline's events name a twin by
         self.agent_id: str = spawned["agent_id"]
+        self.warm: dict[str, Any] | None = None  # from the agent's warm pool: baseline_digest, uses, snapshot
+        self.ended = False  # kept warm or torn down by `keep`: the agent no longer lends it to us
         self.lease_s = float(spawned["lease"]["ttl_s"])
         facts = dict(spawned["facts"])
         self.facts: dict[str, Any] = {**facts, "backend": "http", "agent": client.url,
@@ -298,12 +324,55 @@ class RemoteTwin:
         doc = self._op("reload", {"node": node, "config": config, "test_only": test_only}, "reload_response")
         return reload_from_wire(doc["result"])
 
+    def keep(self, proven: bool, after: dict[str, Any] | None, baseline: dict[str, Any] | None = None) -> bool:
+        """End the run on this twin: the agent keeps it warm (True) when `proven` and it sees the
+        baseline again for itself, else tears it down (False). Either way this lease is over."""
+        self._stop.set()
+        try:
+            doc = self._op("keep", {"proven": proven, "after": after, "baseline": baseline}, "keep_response",
+                           deadline_s=120.0)
+        except AgentError as exc:
+            raise AgentError(f"{exc}; the agent tears the twin down when its {self.lease_s:g} s lease runs out "
+                             "(or reaped it at restart)") from None
+        self.ended = True
+        return bool(doc["kept"])
+
     def teardown(self) -> None:
         """Ask the agent to tear the twin down. If it cannot be asked, the lease runs out on the agent."""
         self._stop.set()
+        if self.ended:
+            return  # `keep` already ended it on the agent
         try:
             self.client.call("DELETE", f"/v1/twins/{self.twin_id}", "teardown_response", deadline_s=120.0,
                              expect_agent=self.agent_id)
         except AgentError as exc:
             raise AgentError(f"{exc}; the agent tears the twin down when its {self.lease_s:g} s lease runs out "
                              "(or reaped it at restart)") from None
+
+
+class AgentWarmPool:
+    """The pipeline's warm-pool interface (`acquire`, `release`, `adopt`, as twin/pool.py's
+    TwinPool) for twins on an agent: the agent's own pool holds them, across callers."""
+
+    def __init__(self, backend: RemoteBackend) -> None:
+        self.backend = backend
+
+    def acquire(self, topology: Topology) -> Lease | None:
+        try:
+            twin = self.backend.warm(topology)
+        except AgentError as exc:
+            # An agent that keeps no warm twins (or an older one without the endpoint): spawn cold.
+            log.info("no warm twin from %s: %s", self.backend.client.url, exc)
+            return None
+        if twin is None or twin.warm is None:
+            return None
+        entry = WarmTwin(lab=topology.name, digest=topology_digest(topology), twin=twin,
+                         baseline=twin.warm["snapshot"], baseline_digest=twin.warm["baseline_digest"], configs={},
+                         memory_mb=0.0, uses=int(twin.warm["uses"]), leased=True)
+        return Lease(entry, twin.warm["snapshot"])
+
+    def release(self, lease: Lease, after: dict[str, Any] | None, rollback_verified: bool) -> bool:
+        return lease.twin.keep(rollback_verified and after is not None, after)
+
+    def adopt(self, topology: Topology, twin: RemoteTwin, baseline: dict[str, Any], after: dict[str, Any]) -> bool:
+        return twin.keep(True, after, baseline)

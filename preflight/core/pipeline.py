@@ -324,8 +324,12 @@ def _twin_phases(run: _Run, state: dict[str, Any], lab_dir: Path, change: dict[s
     def twin_progress(step: str, status: str, message: str, data: dict[str, Any]) -> None:
         run.emit(run.current, "info", f"{step}: {message}" if message else step, data)
 
-    # Warm twins only where a twin is real and expensive to bring up (the simulator's is free).
-    pool = twin_pool if getattr(be, "name", "") == "netns" else None
+    # Warm twins only where a twin is real and expensive to bring up (the simulator's is free):
+    # this process's pool for netns twins; a twin agent's own pool for http twins (the agent keeps
+    # them across callers when it was started with a warm budget, and says when it has none).
+    name = getattr(be, "name", "")
+    pool: Any = twin_pool if name == "netns" else (be.warm_pool() if name == "http" and hasattr(be, "warm_pool")
+                                                   else None)
     # The twin is kept the moment spawn returns it: if anything fails after that (even the
     # progress sink reporting "spawn ok"), `finally` still tears it down (or hands it back to
     # the pool, which keeps it only after a proven rollback).

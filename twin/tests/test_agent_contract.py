@@ -180,6 +180,26 @@ def test_capacity_is_reserved_while_a_twin_lives_and_returned_at_teardown():
         assert agent.agent.status()["capacity"]["reserved_mb"] == 0
 
 
+def test_an_agent_without_warm_twins_says_so_and_ends_the_twin_at_keep():
+    # given an agent whose twins are simulated (warm twins are for real FRR only: test_agent_netns)
+    sim = SimulatorBackend()
+    with live_agent(sim, budget_mb=1000) as agent:
+        backend = RemoteBackend(agent.url, token=TOKEN)
+        assert backend.warm(load_lab(TRIANGLE)) is None  # nothing to lend: the caller spawns
+        twin = backend.spawn(load_lab(TRIANGLE), "r1")
+        # a body that breaks the schema is refused and the twin stays leased
+        bad = _post(agent.url, f"/v1/twins/{twin.twin_id}/keep", b'{"proven": "yes"}')
+        assert bad.status_code == 400 and "proven" in bad.json()["error"]["message"]
+        # a proven run's end: nothing keeps it here, so the agent tears it down, once
+        assert twin.keep(True, after={"nodes": {}}, baseline={"nodes": {}}) is False
+        assert _torn_down_once(sim) and agent.agent.status()["twins"] == []
+        assert agent.agent.status()["capacity"]["reserved_mb"] == 0
+        twin.teardown()  # the pipeline's teardown after keep: nothing more is asked
+        assert _torn_down_once(sim)
+        gone = _post(agent.url, f"/v1/twins/{twin.twin_id}/keep", b'{"proven": false}')
+        assert gone.status_code == 404
+
+
 # ---------------------------------------------------------------------- untrusted requests
 
 

@@ -128,3 +128,27 @@ def test_an_agent_killed_mid_run_blocks_the_run_and_the_next_agent_reaps_its_twi
         assert not [ns for ns in os.listdir(runstate.NETNS_DIR) if ns.startswith(prefix)]
     finally:
         again.stop()
+
+
+def test_the_agent_keeps_a_twin_whose_rollback_was_proven_warm_for_the_next_run(token_file):
+    # given an agent with a warm budget (AEGIS_WARM_TWINS_MB's default) and a change that ships
+    agent = AgentProcess(token_file)
+    try:
+        backend = RemoteBackend(agent.url, token=TOKEN)
+        cold = run_preflight(TRIANGLE, _change("ship_ready"), backend=backend, failures="none")
+        # then the agent kept the twin after the proven rollback, and says so
+        held = backend.status()["warm"]["twins"]
+        assert [(t["lab"], t["uses"], t["leased"]) for t in held] == [("triangle", 1, False)]
+        warm = run_preflight(TRIANGLE, _change("ship_ready"), backend=backend, failures="none")
+        status = backend.status()
+    finally:
+        agent.stop()
+    assert cold["verdict"] == warm["verdict"] == "ship_ready"
+    assert cold["twin"]["warm"] is False and cold["twin"]["pool"]["kept"] is True
+    # the second run took that twin: its baseline is the one the agent's pool verified just now
+    assert warm["twin"]["warm"] is True and warm["twin"]["pool"]["uses"] == 2
+    assert warm["twin"]["pool"]["pool_baseline_digest"] == held[0]["baseline_digest"]
+    assert warm["diff"] == cold["diff"] and warm["rollback"]["verified"] is True
+    assert [t["uses"] for t in status["warm"]["twins"]] == [2] and status["twins"] == []
+    # and an agent that stops tears its warm twins down too
+    assert _twin_dirs(agent.proc.pid) == set()

@@ -48,6 +48,9 @@ class Command(BaseCommand):
         parser.add_argument("--tls-ca", default=settings.AEGIS_AGENT_TLS_CA or None, metavar="FILE",
                             help="mutual TLS: answer only callers with a client certificate this CA signed "
                                  "(PEM; default AEGIS_AGENT_TLS_CA). The bearer token is still required")
+        parser.add_argument("--warm-mb", type=int, default=settings.AEGIS_WARM_TWINS_MB,
+                            help="keep converged baseline twins between callers, up to this many MB of the "
+                                 "budget (default AEGIS_WARM_TWINS_MB; 0 = every twin is torn down after its run)")
         parser.add_argument("--lease-s", type=float, default=float(settings.AEGIS_AGENT_LEASE_S),
                             help="default lease: a twin not renewed for this long is torn down")
 
@@ -72,8 +75,11 @@ class Command(BaseCommand):
         except TwinError as exc:
             raise CommandError(str(exc)) from None
         budget = opts["budget_mb"] or default_budget_mb()
+        if opts["warm_mb"] < 0:
+            raise CommandError(f"--warm-mb must be 0 or more, not {opts['warm_mb']}")
+        warm_mb = min(opts["warm_mb"], budget)
         agent = TwinAgent(AgentConfig(token=token, allow=list(settings.AEGIS_EGRESS_ALLOW), budget_mb=budget,
-                                      lease_s=opts["lease_s"], underlay=opts["underlay"]), backend)
+                                      lease_s=opts["lease_s"], underlay=opts["underlay"], warm_mb=warm_mb), backend)
         holder: dict[str, Any] = {}
 
         def ready(server: Any) -> None:
@@ -82,7 +88,9 @@ class Command(BaseCommand):
             # The first line is read by scripts and tests to learn the port (with --listen HOST:0).
             scheme = ("https, client certificates required" if opts["tls_ca"] else "https") if tls else "http"
             self.stdout.write(f"twin agent {agent.agent_id} listening on {bound[0]}:{bound[1]} "
-                              f"(backend {backend.name}, budget {budget} MB, lease {opts['lease_s']:g} s, {scheme})")
+                              f"(backend {backend.name}, budget {budget} MB, warm twins "
+                              f"{f'up to {warm_mb} MB' if agent.pool is not None else 'off'}, "
+                              f"lease {opts['lease_s']:g} s, {scheme})")
             self.stdout.flush()
 
         def stop(signum: int, _frame: Any) -> None:
