@@ -372,7 +372,17 @@ class AgentWarmPool:
         return Lease(entry, twin.warm["snapshot"])
 
     def release(self, lease: Lease, after: dict[str, Any] | None, rollback_verified: bool) -> bool:
-        return lease.twin.keep(rollback_verified and after is not None, after)
+        return self._keep(lease.twin, rollback_verified and after is not None, after)
 
     def adopt(self, topology: Topology, twin: RemoteTwin, baseline: dict[str, Any], after: dict[str, Any]) -> bool:
-        return twin.keep(True, after, baseline)
+        return self._keep(twin, True, after, baseline)
+
+    def _keep(self, twin: RemoteTwin, proven: bool, after: dict[str, Any] | None,
+              baseline: dict[str, Any] | None = None) -> bool:
+        try:
+            return twin.keep(proven, after, baseline)
+        except AgentError as exc:
+            # An older agent without `keep`, or one that cannot be asked: not kept; the caller
+            # tears the twin down (DELETE), or its lease runs out on the agent.
+            log.info("twin %s not kept warm: %s", twin.twin_id, exc)
+            return False

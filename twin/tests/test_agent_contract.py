@@ -22,6 +22,7 @@ import pytest
 from preflight.core.change import change_load
 from preflight.core.pipeline import run_preflight
 from twin import get_backend
+from twin.agent import AgentRefusal
 from twin.remote import AgentError, RemoteBackend
 from twin.simulator import SimulatorBackend
 from twin.tests.agent_helpers import TOKEN, agent_start, fault_proxy, live_agent, wait_for
@@ -198,6 +199,22 @@ def test_an_agent_without_warm_twins_says_so_and_ends_the_twin_at_keep():
         assert _torn_down_once(sim)
         gone = _post(agent.url, f"/v1/twins/{twin.twin_id}/keep", b'{"proven": false}')
         assert gone.status_code == 404
+
+
+def test_an_agent_from_before_warm_twins_still_runs_the_change_cold_and_tears_it_down():
+    # given an agent that answers the warm endpoints as v1 agents before them did: no such endpoint
+    sim = SimulatorBackend()
+    with live_agent(sim) as agent:
+        def older(*_args):
+            raise AgentRefusal(404, "not_found", "no endpoint (see twin/schema/agent-v1.json)")
+
+        agent.agent.warm = older
+        agent.agent.keep = older
+        result = run_preflight(TRIANGLE, _change("ship_ready"), backend=RemoteBackend(agent.url, token=TOKEN))
+        # then the run is the same cold run as before, and its twin is deleted, once
+        assert result["verdict"] == "ship_ready" and result["twin"]["warm"] is False
+        assert "TEARDOWN_FAILED" not in [r["code"] for r in result["reasons"]]
+        assert _torn_down_once(sim) and agent.agent.status()["twins"] == []
 
 
 # ---------------------------------------------------------------------- untrusted requests
