@@ -13,6 +13,10 @@ For each lab (the bundled `triangle`, and leaf-spine eBGP fabrics of N routers g
   spawn, settle, ..., and the pool keeps the twin after its proven rollback);
 * warm: the same change again, on the twin the pool kept (twin/pool.py).
 
+`--backend http`: cold and warm run through a twin agent started here on loopback
+(`manage.py twin_agent`, its warm pool: docs/twin.md "Warm twins on an agent"; stopped by PID
+at the end); raw stays the same netns twin on this host.
+
 Printed: seconds per step, end to end, raw spawn->converged, the ratios e2e / raw, and one
 summary line per lab, `LAB: raw N s, cold N s (..x raw), warm N s (..x raw), pool N MB`.
 Targets (issue 13): triangle warm <= 6 s, cold <= 12 s; fabric-10 warm <= 8 s. Figures are
@@ -22,10 +26,16 @@ printed, never asserted. Needs root and FRR.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import secrets
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,6 +45,7 @@ from preflight.core.pipeline import STEPS, run_preflight  # noqa: E402
 from twin.fabricgen import fabric_write  # noqa: E402
 from twin.netns import NetnsBackend  # noqa: E402
 from twin.pool import TwinPool  # noqa: E402
+from twin.remote import RemoteBackend  # noqa: E402
 from twin.topology import load_lab  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,6 +85,35 @@ def raw_converge(topology, timeout: float) -> tuple[float, float, bool]:
         twin.teardown()
 
 
+@contextlib.contextmanager
+def agent_for(args: argparse.Namespace, tmp: Path) -> Iterator[RemoteBackend | None]:
+    """With --backend http: a twin agent on loopback (its warm pool on), and the backend to reach it."""
+    if args.backend != "http":
+        yield None
+        return
+    token = secrets.token_urlsafe(32)
+    token_file = tmp / "agent.token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    proc = subprocess.Popen([sys.executable, str(REPO / "manage.py"), "twin_agent", "--listen", "127.0.0.1:0",
+                             "--token-file", str(token_file), "--warm-mb", str(int(args.warm_mb))],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    try:
+        line = ""
+        while proc.stdout and "listening on" not in line:
+            line = proc.stdout.readline()
+            if not line:
+                raise SystemExit("the twin agent did not start")
+        threading.Thread(target=lambda: [None for _ in proc.stdout or []], daemon=True).start()
+        port = line.split("listening on ")[1].split()[0].rsplit(":", 1)[1]
+        print(f"twin agent pid {proc.pid} on 127.0.0.1:{port}", flush=True)
+        yield RemoteBackend(f"http://127.0.0.1:{port}", token=token)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)  # it tears its twins down, warm ones included
+        proc.wait(120)
+
+
 def _load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -86,32 +126,37 @@ def main() -> int:
     parser.add_argument("--failures-max", type=int, default=8,
                         help="failure scenarios before and after the change (the pipeline's default 8; 0: none)")
     parser.add_argument("--warm-mb", type=float, default=4096.0, help="memory budget of the warm-twin pool")
+    parser.add_argument("--backend", choices=["netns", "http"], default="netns",
+                        help="http: the pipeline's runs go through a twin agent on loopback (its own warm pool)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
     rows = []
     print(f"load average at start: {_load()} ({os.cpu_count()} cores)", flush=True)
-    with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp, agent_for(args, Path(tmp)) as remote:
         for size in args.sizes.split(","):
             lab = lab_for(size.strip(), Path(tmp))
             topology = load_lab(lab)
             spawn_s, raw_s, raw_ok = raw_converge(topology, args.timeout)
             # Cold first: a worker's first run of the lab (spawn, settle, ..., and the pool keeps
             # the twin after its proven rollback); then warm: the next run takes that twin.
-            pool = TwinPool(budget_mb=args.warm_mb)
+            pool = TwinPool(budget_mb=args.warm_mb) if remote is None else None
+            backend = remote or "netns"
             try:
                 t0 = time.monotonic()
-                result = run_preflight(lab, change_for(topology), backend="netns", converge_timeout=args.timeout,
+                result = run_preflight(lab, change_for(topology), backend=backend, converge_timeout=args.timeout,
                                        failures_max=args.failures_max, twin_pool=pool)
                 e2e = time.monotonic() - t0
                 t0 = time.monotonic()
-                warm = run_preflight(lab, change_for(topology), backend="netns", converge_timeout=args.timeout,
+                warm = run_preflight(lab, change_for(topology), backend=backend, converge_timeout=args.timeout,
                                      failures_max=args.failures_max, twin_pool=pool)
                 warm_s = time.monotonic() - t0
-                pool_mb = pool.memory_mb()
+                pool_mb = pool.memory_mb() if pool is not None else sum(
+                    t["memory_mb"] for t in remote.status()["warm"]["twins"] if t["lab"] == topology.name)
             finally:
-                pool.close()
+                if pool is not None:
+                    pool.close()
             rows.append({"lab": size, "nodes": len(topology.routers()), "raw_spawn_s": spawn_s,
                          "raw_converged_s": raw_s, "raw_ok": raw_ok, "e2e_s": e2e, "verdict": result["verdict"],
                          "reasons": [r["code"] for r in result["reasons"]], "timings": result["timings"],
