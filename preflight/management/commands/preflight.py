@@ -99,7 +99,7 @@ class Command(BaseCommand):
         parser.add_argument("--warm", action="store_true",
                             help="run on a warm twin held by `manage.py twin_pool serve` (AEGIS_TWIN_POOL_SOCKET): "
                                  "seconds instead of a fresh twin's spawn and settling; without a holder the run "
-                                 "is cold and says so. netns backend only")
+                                 "is cold and says so. netns backend only (a twin agent keeps warm twins for http runs itself)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         as_json: bool = opts["json"]
@@ -143,7 +143,8 @@ class Command(BaseCommand):
         if opts["backend"] == "netns" and os.geteuid() != 0:
             raise InputError(NOT_ROOT)
         if opts.get("warm") and opts["backend"] != "netns":
-            raise InputError("--warm keeps real FRR twins between runs: it needs --backend netns")
+            raise InputError("--warm keeps real FRR twins between runs: it needs --backend netns (with --backend "
+                             "http the twin agent keeps warm twins itself, no flag needed: twin_agent --warm-mb)")
         _database_ready_check()
         try:
             lab = services.lab_for_folder(lab_path)
