@@ -101,6 +101,7 @@ class _Held:
     op_lock: threading.Lock = field(default_factory=threading.Lock)
     pool_lease: Lease | None = None  # taken from the warm pool: goes back to it, or is discarded
     spawn_configs: dict[str, str] | None = None  # running configs right after spawn (warm pool on)
+    links_down: set[tuple[str, str]] = field(default_factory=set)  # set down by the caller (set-link)
 
     def lease(self) -> dict[str, Any]:
         left = self.ttl_s if self.busy else max(0.0, self.expires_at - time.monotonic())
@@ -228,11 +229,14 @@ class TwinAgent:
                       "lease": h.lease(), "reserved_mb": h.reserved_mb} for h in self._held.values()]
             reserved = self._reserved_mb
         pooled = self.pool.holdings() if self.pool is not None else []
+        idle = round(sum(t["memory_mb"] for t in pooled if not t["leased"]))
         reserved += round(sum(t["memory_mb"] for t in pooled))
+        # free_mb is what a spawn can have: idle warm twins give way to it (warm_idle_mb of them).
         return {"backend": self.backend.name, "tier": self.backend.tier, "twins": twins,
                 "underlay": self.config.underlay,
                 "capacity": {"budget_mb": self.config.budget_mb, "reserved_mb": reserved,
-                             "free_mb": self.config.budget_mb - reserved, "node_cost_mb": NODE_COST_MB},
+                             "free_mb": self.config.budget_mb - reserved + idle, "node_cost_mb": NODE_COST_MB,
+                             "warm_idle_mb": idle},
                 "warm": {"budget_mb": self.pool.budget_mb if self.pool is not None else 0,
                          "twins": [{k: t[k] for k in ("lab", "routers", "memory_mb", "baseline_digest", "uses",
                                                        "leased")} for t in pooled]}}
@@ -247,10 +251,11 @@ class TwinAgent:
         ttl = min(ttl, self.config.max_lease_s)
         cost = twin_cost_mb(topology)
         if self.pool is not None:
-            # Idle warm twins give way to a new twin rather than refusing it.
+            # Idle warm twins give way to a new twin rather than refusing it (only when giving way
+            # is enough: otherwise the spawn is refused and the warm twins stay).
             with self._lock:
                 short = cost - (self.config.budget_mb - self._reserved_mb - self.pool.memory_mb())
-            if short > 0:
+            if 0 < short <= self.pool.idle_mb():
                 self.pool.evict_idle(short)
         with self._lock:
             free = self.config.budget_mb - self._reserved_mb - (self.pool.memory_mb() if self.pool is not None else 0)
@@ -345,6 +350,8 @@ class TwinAgent:
         try:
             with held.op_lock:
                 out = self._run_op(held.twin, op, body)
+                if op == "set-link":
+                    (held.links_down.discard if body["up"] else held.links_down.add)((body["node"], body["iface"]))
         finally:
             self._release(held)
         return {"twin_id": twin_id, "lease": held.lease(), **out}
@@ -402,7 +409,9 @@ class TwinAgent:
         facts = dict(getattr(lease.twin, "facts", {}) or {})
         facts.setdefault("backend", self.backend.name)
         facts.setdefault("tier", self.backend.tier)
-        return {"twin_id": twin_id, "lease": held.lease(), "facts": _jsonable(facts), "load_errors": [], "events": [],
+        return {"twin_id": twin_id, "lease": held.lease(), "facts": _jsonable(facts),
+                # The lines FRR refused at spawn are still refused in this twin: the result says so, warm or cold.
+                "load_errors": [rejected_to_wire(r) for r in getattr(lease.twin, "load_errors", [])], "events": [],
                 "warm": {"baseline_digest": lease.entry.baseline_digest, "uses": lease.entry.uses,
                          "snapshot": lease.snapshot}}
 
@@ -421,16 +430,15 @@ class TwinAgent:
         kept, why = False, "this agent keeps no warm twins"
         try:
             with held.op_lock:
-                if self.pool is not None and held.pool_lease is not None:
+                if self.pool is not None and held.links_down:
+                    why = f"{len(held.links_down)} link(s) the run set down are still down"
+                    if held.pool_lease is not None:
+                        self.pool.release(held.pool_lease, None, False)
+                elif self.pool is not None and held.pool_lease is not None:
                     kept = self.pool.release(held.pool_lease, body.get("after"), bool(body["proven"]))
                     why = "" if kept else "the pool did not see the baseline again"
                 elif self.pool is not None:
-                    if not body["proven"] or body.get("baseline") is None or held.spawn_configs is None:
-                        why = "the run did not prove its rollback"
-                    else:
-                        kept = self.pool.adopt(held.topology, held.twin, body["baseline"], body.get("after") or {},
-                                               expect_configs=held.spawn_configs)
-                        why = "" if kept else "the state or a running config is not the lab's baseline"
+                    kept, why = self._adopt(held, body)
                 if not kept and held.pool_lease is None:
                     held.twin.teardown()
         finally:
@@ -438,6 +446,19 @@ class TwinAgent:
                 self._reserved_mb -= held.reserved_mb
         log.info("twin %s of %s %s", twin_id, held.topology.name, "kept warm" if kept else f"torn down ({why})")
         return {"twin_id": twin_id, "kept": kept, "why": why}
+
+    def _adopt(self, held: _Held, body: dict[str, Any]) -> tuple[bool, str]:
+        """A cold twin enters the pool on the agent's own evidence, not the caller's word: its
+        running configs are the ones the lab loaded at spawn, and a snapshot taken now equals the
+        baseline the run reports (and the state it reports after its rollback)."""
+        if not body["proven"] or body.get("baseline") is None or held.spawn_configs is None:
+            return False, "the run did not prove its rollback"
+        now = held.twin.snapshot()
+        if now != body["baseline"] or now != body.get("after"):
+            return False, "the twin's state now is not the baseline the run reports"
+        kept = self.pool.adopt(held.topology, held.twin, now, now, expect_configs=held.spawn_configs,  # type: ignore[union-attr]
+                               min_memory_mb=held.reserved_mb)
+        return kept, "" if kept else "a running config is not the lab's, or the twin does not fit the warm budget"
 
     def teardown(self, twin_id: str) -> dict[str, Any]:
         with self._lock:

@@ -157,10 +157,12 @@ class TwinPool:
         return Lease(entry, snap)
 
     def adopt(self, topology: Topology, twin: Any, baseline: dict[str, Any], after: dict[str, Any],
-              expect_configs: dict[str, str] | None = None) -> bool:
+              expect_configs: dict[str, str] | None = None, min_memory_mb: float = 0.0) -> bool:
         """Keep a cold twin after a run whose rollback was proven: `after` (S2) must equal
         `baseline` (S0), and with `expect_configs` (the running configs the twin had when it was
         spawned: a twin agent's own record) every router's running config must equal it.
+        `min_memory_mb`: the least the twin is counted for (a twin agent charges its admission
+        estimate, so its capacity never counts a warm twin for less than a new one).
         Returns whether the pool kept it (else the caller tears it down)."""
         if self._closed or self.budget_mb <= 0 or after != baseline:
             return False
@@ -172,7 +174,7 @@ class TwinPool:
             return False
         entry = WarmTwin(lab=topology.name, digest=topology_digest(topology), twin=twin, baseline=baseline,
                          baseline_digest=snapshot_digest(baseline), configs=configs,
-                         memory_mb=twin_memory_mb(twin), uses=1)
+                         memory_mb=max(twin_memory_mb(twin), float(min_memory_mb)), uses=1)
         if entry.memory_mb > self.budget_mb:
             return False
         with self._lock:
@@ -272,6 +274,11 @@ class TwinPool:
                 victim = idle[0]
                 self._entries.remove(victim)
             self._discard(victim, f"memory budget {self.budget_mb:g} MB (least recently used)")
+
+    def idle_mb(self) -> float:
+        """Memory of the twins no run holds now (what `evict_idle` could free)."""
+        with self._lock:
+            return round(sum(e.memory_mb for e in self._entries if not e.leased), 1)
 
     def evict_idle(self, mb: float) -> float:
         """Tear down idle twins, least recently used first, until `mb` has been freed or none is

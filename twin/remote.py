@@ -21,8 +21,9 @@ lives; if it dies or loses the agent, the lease runs out and the agent tears the
 Warm twins (`AgentWarmPool`): an agent started with a warm budget (`twin_agent --warm-mb`) keeps
 a twin whose run proved its rollback, for the next run of the same lab from any caller. The
 pipeline asks for one first (`POST /v1/twins/warm`: verified at its baseline by the agent's pool
-just now, or none) and ends every run with `keep` instead of DELETE; the agent keeps the twin only
-if it sees the baseline for itself and every running config is the one the lab loaded at spawn.
+just now, or none) and ends a run on a twin it was lent, or a cold run whose rollback it proved,
+with `keep` instead of DELETE; the agent keeps the twin only if it sees the baseline for itself
+(its own snapshot, no link left down) and every running config is the one the lab loaded at spawn.
 """
 
 from __future__ import annotations
@@ -328,6 +329,8 @@ class RemoteTwin:
         """End the run on this twin: the agent keeps it warm (True) when `proven` and it sees the
         baseline again for itself, else tears it down (False). Either way this lease is over."""
         self._stop.set()
+        # A renewal still in flight would hold the twin busy on the agent, which then refuses keep.
+        self._renewer.join(timeout=self.lease_s)
         try:
             doc = self._op("keep", {"proven": proven, "after": after, "baseline": baseline}, "keep_response",
                            deadline_s=120.0)

@@ -141,6 +141,16 @@ def test_the_agent_keeps_a_twin_whose_rollback_was_proven_warm_for_the_next_run(
         assert [(t["lab"], t["uses"], t["leased"]) for t in held] == [("triangle", 1, False)]
         warm = run_preflight(TRIANGLE, _change("ship_ready"), backend=backend, failures="none")
         status = backend.status()
+        # A caller's word alone never keeps a changed twin: the lent twin with a link still down ...
+        lent = backend.warm(load_lab(TRIANGLE))
+        assert lent is not None and lent.warm["uses"] == 3
+        lent.set_link("r1", "eth1", False)
+        assert lent.keep(True, after=lent.warm["snapshot"]) is False
+        # ... nor a cold twin whose state is not the baseline the caller reports.
+        cold_twin = backend.spawn(load_lab(TRIANGLE))
+        claimed = {"nodes": {}}
+        assert cold_twin.keep(True, after=claimed, baseline=claimed) is False
+        after_lies = backend.status()
     finally:
         agent.stop()
     assert cold["verdict"] == warm["verdict"] == "ship_ready"
@@ -150,5 +160,8 @@ def test_the_agent_keeps_a_twin_whose_rollback_was_proven_warm_for_the_next_run(
     assert warm["twin"]["pool"]["pool_baseline_digest"] == held[0]["baseline_digest"]
     assert warm["diff"] == cold["diff"] and warm["rollback"]["verified"] is True
     assert [t["uses"] for t in status["warm"]["twins"]] == [2] and status["twins"] == []
+    # both refused twins were torn down, the lent one out of the pool too
+    assert after_lies["warm"]["twins"] == [] and after_lies["twins"] == []
+    assert after_lies["capacity"]["reserved_mb"] == 0
     # and an agent that stops tears its warm twins down too
     assert _twin_dirs(agent.proc.pid) == set()
