@@ -4,11 +4,13 @@ benchmarks/web_first_request.py measures what it saves (docs/performance.md)."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from django.template import engines
 
 from aegis_site.asgi_http import DjangoHTTP
-from aegis_site.warmup import _template_names, warm_up
+from aegis_site.warmup import _template_names, database_warm, warm_up
 
 
 def cached_loader():
@@ -17,20 +19,33 @@ def cached_loader():
     return loader
 
 
-@pytest.mark.django_db
-def test_building_the_http_app_compiles_every_aegis_template_resolves_urls_and_opens_the_database():
+def test_building_the_http_app_compiles_every_aegis_template_and_resolves_urls():
     cached_loader().reset()
     app = DjangoHTTP()
     names = _template_names()
     assert {"base.html", "preflight/run.html", "promote/_promotions.html"} <= set(names)
-    assert app.warmed["templates"] == len(names) and app.warmed["urls"] == 1 and app.warmed["database"] == 1
+    assert app.warmed["templates"] == len(names) and app.warmed["urls"] == 1
     assert set(names) <= set(cached_loader().get_template_cache)
+
+
+def test_only_a_worker_freezes_its_start_up_objects():
+    gc.unfreeze()
+    warm_up(freeze=False)
+    assert gc.get_freeze_count() == 0
+    warm_up(freeze=True)
+    assert gc.get_freeze_count() > 0
+    gc.unfreeze()
+
+
+@pytest.mark.django_db
+def test_the_database_step_opens_and_closes_a_connection():
+    assert database_warm() is True
 
 
 def test_no_database_yet_is_no_reason_not_to_serve():
     # Outside a django_db test the database refuses connections, as one that is not up yet does.
-    done = warm_up()
-    assert done["database"] == 0 and done["templates"] > 0
+    assert database_warm() is False
+    assert warm_up(freeze=False)["templates"] > 0
 
 
 def test_a_worker_built_without_warm_up_compiles_nothing_at_start():
