@@ -479,7 +479,7 @@ def _run_on_twin(run: _Run, state: dict[str, Any], twin: Any, change: dict[str, 
         # the change's settle window where the twin can (`_settle_reading`): a witness of a dropped
         # destination and a `must_not_reach` each wait out a 1 s ping timeout, time the network must
         # be watched anyway. Believed only if nothing changed from their start to the sweep that
-        # decided, and only if the routers' tables read again after the window are the same.
+        # decided, and only if the routers' tables as that sweep read them are the same.
         inside: dict[str, Any] = {}
 
         def s1_reads() -> dict[str, Any]:
@@ -837,8 +837,8 @@ def _cold_baseline(run: _Run, state: dict[str, Any], twin: Any, invariants: list
         # compared against a state the network never settled in. Settle once more (a whole
         # window more of watching) and take a new snapshot until two agree, a bounded number of
         # times. The second snapshot is read inside that window too, and the routers' tables are
-        # read once more after it closed (`_nodes_unchanged`), so S0 == S0' still compares S0
-        # with the network as it stands after a second full window.
+        # read once more by the sweep that closed it (`_nodes_unchanged`), so S0 == S0' still
+        # compares S0 with the network as it stands after a second full window.
         looks = 0
         while time.monotonic() - t_start < converge_timeout:
             _, again, _ = _settle_reading(

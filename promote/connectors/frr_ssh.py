@@ -41,6 +41,8 @@ VTYSH_ERROR = re.compile(r"% Unknown command|% Invalid|% Command incomplete|% Am
 
 def _framed(tag: str) -> re.Pattern[str]:
     return re.compile(rf"(?ms)^__AEGIS_BEGIN_{tag}\n(.*?)^__AEGIS_RC_{tag}=(\d+)$")
+
+
 # Keep each shell line well below the 4095-byte limit of a terminal in canonical mode.
 _UPLOAD_CHUNK = 768
 
@@ -209,7 +211,9 @@ class FrrSshConnector(NetmikoSession):
             # prompt answering that newline arrived late it ended the *next* read at once, with
             # only '\n' read (seen once in the end-to-end promotion test on a loaded host).
             raw = self._conn.send_command(
-                f"echo __AEGIS_BEGIN_{tag}; {command}; echo __AEGIS_RC_{tag}=$?",
+                # The exit status is taken before the `echo` that ends output lacking a final newline
+                # (the end marker must start a line of its own; the extra blank line is stripped).
+                f"echo __AEGIS_BEGIN_{tag}; {command}; __aegis_rc=$?; echo; echo __AEGIS_RC_{tag}=$__aegis_rc",
                 expect_string=rf"__AEGIS_RC_{tag}=\d+\r?\n",
                 read_timeout=timeout,
                 cmd_verify=False,
