@@ -265,15 +265,8 @@ class TwinPool:
                 log.warning("cannot write the warm-pool status file %s: %s", self.status_file, exc)
 
     def _evict(self) -> None:
-        while True:
-            with self._lock:
-                total = sum(e.memory_mb for e in self._entries)
-                idle = sorted((e for e in self._entries if not e.leased), key=lambda e: e.last_used)
-                if total <= self.budget_mb or not idle:
-                    return
-                victim = idle[0]
-                self._entries.remove(victim)
-            self._discard(victim, f"memory budget {self.budget_mb:g} MB (least recently used)")
+        self._evict_while(lambda freed: sum(e.memory_mb for e in self._entries) > self.budget_mb,
+                          f"memory budget {self.budget_mb:g} MB (least recently used)")
 
     def idle_mb(self) -> float:
         """Memory of the twins no run holds now (what `evict_idle` could free)."""
@@ -283,17 +276,21 @@ class TwinPool:
     def evict_idle(self, mb: float) -> float:
         """Tear down idle twins, least recently used first, until `mb` has been freed or none is
         idle (a twin agent making room for a spawn). Returns the MB freed."""
+        return self._evict_while(lambda freed: freed < mb, f"making room for a new twin ({mb:g} MB needed)")
+
+    def _evict_while(self, more: Any, why: str) -> float:
+        """Discard the least recently used idle twin while `more(MB freed so far)` (asked under
+        the lock) and one is idle; returns the MB freed."""
         freed = 0.0
-        while freed < mb:
+        while True:
             with self._lock:
                 idle = sorted((e for e in self._entries if not e.leased), key=lambda e: e.last_used)
-                if not idle:
+                if not idle or not more(freed):
                     return freed
                 victim = idle[0]
                 self._entries.remove(victim)
             freed += victim.memory_mb
-            self._discard(victim, f"making room for a new twin ({mb:g} MB needed)")
-        return freed
+            self._discard(victim, why)
 
     @staticmethod
     def running_configs(twin: Any) -> dict[str, str]:
