@@ -169,10 +169,7 @@ class TwinAgent:
                     len(held.topology.nodes), why)
         try:
             with held.op_lock:
-                if held.pool_lease is not None and self.pool is not None:
-                    self.pool.release(held.pool_lease, None, False)  # discarded: its run never said how it ended
-                else:
-                    held.twin.teardown()
+                self._end(held)  # a lent twin is discarded: its run never said how it ended
         except Exception as exc:  # noqa: BLE001 - the reaper removes leftovers; the agent keeps serving
             log.error("teardown of twin %s failed: %s", held.twin_id, exc)
         finally:
@@ -247,19 +244,17 @@ class TwinAgent:
             topology = topology_from_wire(body["topology"])
         except TopologyError as exc:
             raise AgentRefusal(400, "topology_error", str(exc)) from None
-        ttl = float(body.get("lease_s") or self.config.lease_s)
-        ttl = min(ttl, self.config.max_lease_s)
+        ttl = self._ttl(body)
         cost = twin_cost_mb(topology)
         if self.pool is not None:
             # Idle warm twins give way to a new twin rather than refusing it (only when giving way
             # is enough: otherwise the spawn is refused and the warm twins stay).
             with self._lock:
-                short = cost - (self.config.budget_mb - self._reserved_mb - self.pool.memory_mb())
+                short = cost - self._free_mb()
             if 0 < short <= self.pool.idle_mb():
                 self.pool.evict_idle(short)
         with self._lock:
-            free = self.config.budget_mb - self._reserved_mb - (self.pool.memory_mb() if self.pool is not None else 0)
-            free = int(free)
+            free = int(self._free_mb())
             if cost > free:
                 raise AgentRefusal(503, "capacity", f"the twin needs ~{cost} MB; this agent has {free} MB free of "
                                    f"its {self.config.budget_mb} MB budget (retry later or use another agent)")
@@ -294,11 +289,22 @@ class TwinAgent:
             self._held[twin_id] = held
         log.info("spawned twin %s (%s, %d nodes, ~%d MB) for %s, lease %g s", twin_id, topology.name,
                  len(topology.nodes), cost, caller, ttl)
-        facts = dict(getattr(twin, "facts", {}) or {})
+        return {**self._lent(held), "events": events}
+
+    def _ttl(self, body: dict[str, Any]) -> float:
+        return min(float(body.get("lease_s") or self.config.lease_s), self.config.max_lease_s)
+
+    def _lent(self, held: _Held) -> dict[str, Any]:
+        """What a caller gets with a twin: its id, lease, facts and the config lines FRR refused."""
+        facts = dict(getattr(held.twin, "facts", {}) or {})
         facts.setdefault("backend", self.backend.name)
         facts.setdefault("tier", self.backend.tier)
-        return {"twin_id": twin_id, "lease": held.lease(), "facts": _jsonable(facts),
-                "load_errors": [rejected_to_wire(r) for r in getattr(twin, "load_errors", [])], "events": events}
+        return {"twin_id": held.twin_id, "lease": held.lease(), "facts": _jsonable(facts),
+                "load_errors": [rejected_to_wire(r) for r in getattr(held.twin, "load_errors", [])]}
+
+    def _free_mb(self) -> float:
+        """Budget not held by callers' twins nor by the warm pool (call with the lock held)."""
+        return self.config.budget_mb - self._reserved_mb - (self.pool.memory_mb() if self.pool is not None else 0)
 
     def _tunnels(self, raw: list[dict[str, Any]], topology: Topology) -> list[Tunnel]:
         """Cross-host link ends, checked like the links of a lab; the local end is this agent's underlay."""
@@ -397,7 +403,7 @@ class TwinAgent:
         lease = self.pool.acquire(topology) if self.pool is not None else None
         if lease is None:
             return {"warm": None}
-        ttl = min(float(body.get("lease_s") or self.config.lease_s), self.config.max_lease_s)
+        ttl = self._ttl(body)
         twin_id = secrets.token_hex(16)
         # Its memory stays counted in the pool's (pool.memory_mb()), not in reserved_mb.
         held = _Held(twin_id=twin_id, twin=lease.twin, topology=topology, ttl_s=ttl,
@@ -406,12 +412,8 @@ class TwinAgent:
             self._held[twin_id] = held
         log.info("lent warm twin %s (%s, use %d) to %s as %s", getattr(lease.twin, "run_id", "?"), topology.name,
                  lease.entry.uses, caller, twin_id)
-        facts = dict(getattr(lease.twin, "facts", {}) or {})
-        facts.setdefault("backend", self.backend.name)
-        facts.setdefault("tier", self.backend.tier)
-        return {"twin_id": twin_id, "lease": held.lease(), "facts": _jsonable(facts),
-                # The lines FRR refused at spawn are still refused in this twin: the result says so, warm or cold.
-                "load_errors": [rejected_to_wire(r) for r in getattr(lease.twin, "load_errors", [])], "events": [],
+        # The lines FRR refused at spawn are still refused in this twin: the answer says so, warm or cold.
+        return {**self._lent(held), "events": [],
                 "warm": {"baseline_digest": lease.entry.baseline_digest, "uses": lease.entry.uses,
                          "snapshot": lease.snapshot}}
 
@@ -427,20 +429,18 @@ class TwinAgent:
             if held.busy:
                 raise AgentRefusal(409, "busy", f"twin {twin_id} is still running an operation")
             del self._held[twin_id]
-        kept, why = False, "this agent keeps no warm twins"
+        kept, why, ended = False, "this agent keeps no warm twins", False
         try:
             with held.op_lock:
                 if self.pool is not None and held.links_down:
                     why = f"{len(held.links_down)} link(s) the run set down are still down"
-                    if held.pool_lease is not None:
-                        self.pool.release(held.pool_lease, None, False)
                 elif self.pool is not None and held.pool_lease is not None:
-                    kept = self.pool.release(held.pool_lease, body.get("after"), bool(body["proven"]))
-                    why = "" if kept else "the pool did not see the baseline again"
+                    kept, ended = self.pool.release(held.pool_lease, body.get("after"), bool(body["proven"])), True
+                    why = "" if kept else "the pool did not see the baseline again (it tore the twin down)"
                 elif self.pool is not None:
                     kept, why = self._adopt(held, body)
-                if not kept and held.pool_lease is None:
-                    held.twin.teardown()
+                if not kept and not ended:
+                    self._end(held)
         finally:
             with self._lock:
                 self._reserved_mb -= held.reserved_mb
@@ -468,14 +468,18 @@ class TwinAgent:
                                "or the agent restarted)")
         try:
             with held.op_lock:
-                if held.pool_lease is not None and self.pool is not None:
-                    self.pool.release(held.pool_lease, None, False)  # torn down, out of the pool
-                else:
-                    held.twin.teardown()
+                self._end(held)
         finally:
             with self._lock:
                 self._reserved_mb -= held.reserved_mb
         return {"twin_id": twin_id, "torn_down": True}
+
+    def _end(self, held: _Held) -> None:
+        """Tear a held twin down; one lent from the warm pool leaves the pool with it."""
+        if held.pool_lease is not None and self.pool is not None:
+            self.pool.release(held.pool_lease, None, False)
+        else:
+            held.twin.teardown()
 
 
 def _checked(definition: str, body: Any) -> None:

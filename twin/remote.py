@@ -335,8 +335,7 @@ class RemoteTwin:
             doc = self._op("keep", {"proven": proven, "after": after, "baseline": baseline}, "keep_response",
                            deadline_s=120.0)
         except AgentError as exc:
-            raise AgentError(f"{exc}; the agent tears the twin down when its {self.lease_s:g} s lease runs out "
-                             "(or reaped it at restart)") from None
+            raise self._lease_ends(exc) from None
         self.ended = True
         return bool(doc["kept"])
 
@@ -349,8 +348,11 @@ class RemoteTwin:
             self.client.call("DELETE", f"/v1/twins/{self.twin_id}", "teardown_response", deadline_s=120.0,
                              expect_agent=self.agent_id)
         except AgentError as exc:
-            raise AgentError(f"{exc}; the agent tears the twin down when its {self.lease_s:g} s lease runs out "
-                             "(or reaped it at restart)") from None
+            raise self._lease_ends(exc) from None
+
+    def _lease_ends(self, exc: AgentError) -> AgentError:
+        return AgentError(f"{exc}; the agent tears the twin down when its {self.lease_s:g} s lease runs out "
+                          "(or reaped it at restart)")
 
 
 class AgentWarmPool:
